@@ -1,0 +1,27 @@
+"""NumPy float64 reference implementations of the ops under test; imports no MXNet, shares no code with the paths."""
+
+from perfsuite.reference.ops import (
+    ZERO_LENGTH_MODES,
+    encdec_qk,
+    encdec_valatt,
+    fully_connected,
+    gelu_erf,
+    gelu_tanh,
+    layer_norm,
+    selfatt_qk,
+    selfatt_valatt,
+    softmax,
+)
+
+__all__ = [
+    "ZERO_LENGTH_MODES",
+    "encdec_qk",
+    "encdec_valatt",
+    "fully_connected",
+    "gelu_erf",
+    "gelu_tanh",
+    "layer_norm",
+    "selfatt_qk",
+    "selfatt_valatt",
+    "softmax",
+]
