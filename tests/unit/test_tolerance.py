@@ -1,0 +1,124 @@
+"""The tolerance model: its derivations hold on real and emulated data, and its bounds are not vacuous."""
+
+import json
+import math
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from perfsuite import tolerance as tl
+from perfsuite.errors import PerfsuiteInputError
+
+U16 = tl.UNIT_ROUNDOFF["float16"]
+
+
+def _h200_rows():
+    text = resources.files("perfsuite").joinpath("data/fp16-gemm-error-h200.json").read_text()
+    data = json.loads(text)
+    assert data["u16"] == U16
+    return data["rows"]
+
+
+def _bound_in_u16(mode, k):
+    """The FP16 GEMM bound of FullyConnected for (mode, K), in units of u16 * |A|.|B| (no bias rounding)."""
+    t = tl.tolerance_for("interleaved_selfatt_valatt", mode)  # one rounding after the reduction, as cuBLAS
+    return t.coefficient(k) / U16
+
+
+def test_h200_measurements_inside_bounds():
+    rows = _h200_rows()
+    assert len(rows) == 180 and all(r["finite"] for r in rows)
+    for r in rows:
+        mode = "float16-true" if r["compute"] == "fp16_accum" else "float16"
+        assert r["max_ratio_u16_mag"] <= _bound_in_u16(mode, r["K"]), r
+
+
+def test_true_fp16_bound_is_not_vacuous_on_h200():
+    """Worst measured case is within a small factor of the bound; K*u (the deterministic bound) would be ~100x."""
+    rows = [r for r in _h200_rows() if r["compute"] == "fp16_accum"]
+    slack = min(_bound_in_u16("float16-true", r["K"]) / r["max_ratio_u16_mag"] for r in rows)
+    assert 1.0 < slack < 4.0  # 3.3x at K = 1024, all-positive inputs (see tolerance.py docstring)
+    worst = max(rows, key=lambda r: r["max_ratio_u16_mag"])
+    assert worst["K"] == 1024 and worst["dist"] == "positive"
+    assert (1 + worst["K"]) / worst["max_ratio_u16_mag"] > 100  # the K*u bound's slack
+
+
+def _emulated_ratio(k, dist, chunk, seed=0):
+    rng = np.random.default_rng(seed)
+    if dist == "bert_like":
+        a, b = rng.standard_normal((16, k)), rng.standard_normal((k, 16)) * 0.02
+    else:
+        a, b = rng.random((16, k)), rng.random((k, 16))
+    a16, b16 = a.astype(np.float16), b.astype(np.float16)
+    exact = a16.astype(np.float64) @ b16.astype(np.float64)
+    mag = np.abs(a16.astype(np.float64)) @ np.abs(b16.astype(np.float64))
+    c = tl.emulate_fp16_gemm(a16, b16, chunk=chunk).astype(np.float64)
+    return float(np.max(np.abs(c - exact) / (U16 * mag)))
+
+
+@pytest.mark.parametrize("k", [64, 384, 1024, 4096])
+@pytest.mark.parametrize("dist", ["bert_like", "positive"])
+def test_tensor_core_emulation_inside_true_fp16_bound(k, dist):
+    assert _emulated_ratio(k, dist, chunk=16) <= _bound_in_u16("float16-true", k)
+
+
+@pytest.mark.parametrize("k", [1024, 4096])
+def test_scalar_fp16_accumulation_exceeds_bound(k):
+    """The bound separates a real accuracy loss: scalar FP16 accumulation stagnates on non-cancelling sums."""
+    assert _emulated_ratio(k, "positive", chunk=1) > _bound_in_u16("float16-true", k)
+
+
+def test_modes_have_distinct_entries_for_gemms():
+    k = 768
+    c32 = tl.tolerance_for("fully_connected", "float32").coefficient(k)
+    c16 = tl.tolerance_for("fully_connected", "float16").coefficient(k)
+    ct = tl.tolerance_for("fully_connected", "float16-true").coefficient(k)
+    assert c32 < c16 < ct
+    assert c32 == pytest.approx(2 * 2.0 ** -24 + tl.gamma(k, 2.0 ** -24))
+    assert ct == pytest.approx((2 + math.sqrt(k)) * U16)
+
+
+def test_every_entry_has_a_reason_and_known_mode():
+    assert len(tl.TOLERANCES) >= 20
+    for (path, mode), t in tl.TOLERANCES.items():
+        assert t.path == path and t.mode == mode and mode in tl.MODES
+        assert len(t.reason) > 40
+        assert t.growth in ("deterministic", "probabilistic")
+
+
+def test_gamma_is_infinite_past_one():
+    assert tl.gamma(2 ** 11, U16) == math.inf
+    assert tl.gamma(10, 2.0 ** -24) == pytest.approx(10 * 2.0 ** -24, rel=1e-6)
+
+
+def test_unknown_path_and_mode_are_named():
+    with pytest.raises(PerfsuiteInputError, match=r"unknown path 'nope'.*allowed: .*fully_connected"):
+        tl.tolerance_for("nope", "float32")
+    with pytest.raises(PerfsuiteInputError, match=r"'gelu_tanh' has no tolerance for mode 'float16-true'"):
+        tl.tolerance_for("gelu_tanh", "float16-true")
+
+
+def test_emulation_rejects_bad_shapes():
+    with pytest.raises(PerfsuiteInputError, match=r"\(2, 3\) and \(4, 5\)"):
+        tl.emulate_fp16_gemm(np.ones((2, 3)), np.ones((4, 5)))
+    with pytest.raises(PerfsuiteInputError, match="chunk must be a positive integer; got 0"):
+        tl.emulate_fp16_gemm(np.ones((2, 3)), np.ones((3, 5)), chunk=0)
+
+
+def test_softmax_bound_covers_masked_zero_exactly():
+    t = tl.tolerance_for("softmax_length", "float32")
+    y = np.array([[0.5, 0.5, 0.0]])
+    b = tl.softmax_bound(t, y, np.zeros_like(y), np.array([2]))
+    assert b[0, 2] == 0.0 and b[0, 0] > 0  # a masked position must be exactly 0
+
+
+def test_layer_norm_bound_scales_with_mean_square():
+    """A large common offset (one-pass variance hazard) widens the bound; unit noise keeps it at ~K u."""
+    t = tl.tolerance_for("layer_norm", "float32")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 768))
+    g, b = np.ones(768), np.full(768, 0.1)
+    tight = tl.layer_norm_bound(t, x, g, b, 1e-5).max()
+    wide = tl.layer_norm_bound(t, x + 1000.0, g, b, 1e-5).max()
+    assert tight < 1e-3 and wide > 100 * tight
