@@ -21,6 +21,7 @@ __all__ = ["main", "build_parser", "format_env_table"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NOTHING_RAN = 3
 
 _PROG = "perfsuite"
 
@@ -98,14 +99,158 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+
+# ---------------------------------------------------------------------------------------------
+# parity
+# ---------------------------------------------------------------------------------------------
+
+PARITY_FORMAT = "perfsuite-parity"
+PARITY_FORMAT_VERSION = 1
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _add_parity_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``perfsuite parity``."""
+    parser = subparsers.add_parser(
+        "parity",
+        help="check MXNet's optimized ops against float64 NumPy references; exit 1 on any failure",
+        description=(
+            "Run the op-level parity grid (interleaved attention, softmax with length, LayerNorm, GELU, "
+            "FullyConnected, bias+GELU fusion) on the installed MXNet, each case under its precision mode's "
+            "MXNET_* flags and judged by the tolerance table (perfsuite/tolerance.py). Prints one row per "
+            "(path, mode, device): the shapes run, the worst error/bound ratio (< 1 passes) and the verdict. "
+            "GPU rows skip with the exact reason on CPU builds."
+        ),
+        epilog=(
+            "Exit codes: 0 every case that could run passed; 1 a case failed or MXNet raised; 2 bad usage; "
+            "3 nothing ran (everything selected was skipped). Examples: 'perfsuite parity --quick', "
+            "'perfsuite parity --path softmax_length,layer_norm --mode float16 --json parity.json'."
+        ),
+    )
+    parser.add_argument("--path", type=_csv, default=None, metavar="P[,P...]",
+                        help="only these paths (default: all; see --list)")
+    parser.add_argument("--mode", type=_csv, default=None, metavar="M[,M...]",
+                        help="only these precision modes: float32, float16, float16-unsafe, float16-true")
+    parser.add_argument("--device", type=_csv, default=None, metavar="D[,D...]",
+                        help="cpu, gpu or both (default: cpu, plus gpu on a CUDA build; '--device gpu' on a CPU "
+                             "build lists the GPU cases as skipped, with the reason)")
+    parser.add_argument("--quick", action="store_true", help="sequence length 128 only (about half the cases)")
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="also write every case's outcome, the environment and the summary as JSON (atomically)")
+    parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    parser.add_argument("--tolerances", action="store_true", help="print the tolerance table with its reasons and exit")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no per-case progress on stderr")
+    parser.set_defaults(handler=_cmd_parity)
+
+
+def _select_cases(args: argparse.Namespace) -> list:
+    from perfsuite import parity, tolerance
+    from perfsuite.validate import check_choice
+
+    for d in args.device:
+        check_choice("device", d, ("cpu", "gpu"))
+    if not args.device:
+        raise PerfsuiteInputError("--device is empty; allowed: cpu, gpu")
+    for p in args.path or ():
+        check_choice("path", p, sorted(parity.OPS))
+    for m in args.mode or ():
+        check_choice("mode", m, list(tolerance.MODES))
+    cases = parity.default_cases(devices=args.device, quick=args.quick)
+    return [c for c in cases
+            if (args.path is None or c.path in args.path) and (args.mode is None or c.mode in args.mode)]
+
+
+def format_parity_table(rows: Sequence[Any]) -> str:
+    """The parity summary as an aligned text table."""
+    header = ("path", "mode", "device", "run/skip", "shapes", "worst err/bound", "verdict")
+    lines = []
+    for r in rows:
+        ran = r.counts["pass"] + r.counts["fail"] + r.counts["error"]
+        shapes = ", ".join(r.shapes[:2]) + (f" (+{len(r.shapes) - 2})" if len(r.shapes) > 2 else "")
+        ratio = "-" if r.worst_ratio != r.worst_ratio else f"{r.worst_ratio:.3g}"
+        verdict = r.verdict if r.verdict == "PASS" else f"{r.verdict}: {r.detail}"
+        lines.append((r.path, r.mode, r.device, f"{ran}/{r.counts['skip']}", shapes, ratio, verdict))
+    widths = [max(len(str(x[i])) for x in [header] + lines) for i in range(len(header) - 1)]
+    out = []
+    for row in [header] + lines:
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + str(row[-1]))
+        if row is header:
+            out.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    return "\n".join(out)
+
+
+def _cmd_parity(args: argparse.Namespace) -> int:
+    from perfsuite import tolerance
+
+    if args.tolerances:
+        print(tolerance._describe())
+        return EXIT_OK
+    from perfsuite.env import collect_env, skip_reason_gpu
+
+    info = collect_env()
+    gpu_note = ""
+    if args.device is None:
+        gpu_reason = skip_reason_gpu(info)
+        args.device = ["cpu"] if gpu_reason else ["cpu", "gpu"]
+        if gpu_reason:
+            gpu_note = f"GPU cases not selected: {gpu_reason} (--device gpu lists them as skipped)"
+    cases = _select_cases(args)
+    if not cases:
+        raise PerfsuiteInputError("the selection matches no case; see 'perfsuite parity --list'")
+    if args.list:
+        for c in cases:
+            print(c.id)
+        return EXIT_OK
+    if args.json:
+        import os
+
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder):
+            raise PerfsuiteInputError(f"--json {args.json!r}: folder {folder!r} does not exist")
+
+    from perfsuite import parity
+
+    print(f"perfsuite parity: {info.describe_mxnet()} (mx {info.mxnet_version}), "
+          f"{'CUDA' if info.is_cuda_build else 'CPU'} build, {len(cases)} cases", file=sys.stderr)
+
+    def progress(i: int, n: int, out: Any) -> None:
+        if not args.quiet and (out.status != "skip" or i == n):
+            print(f"[{i:4d}/{n}] {out.status.upper():5s} {out.case.id} ({out.seconds:.2f}s)", file=sys.stderr)
+
+    outcomes = parity.run_cases(cases, progress=progress)
+    rows = parity.summarize(outcomes)
+    print(format_parity_table(rows))
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "fail", "error", "skip")}
+    print(f"\n{counts['pass']} passed, {counts['fail'] + counts['error']} failed, {counts['skip']} skipped "
+          f"({counts['error']} MXNet errors) on {info.describe_mxnet()}")
+    if gpu_note:
+        print(gpu_note)
+    if args.json:
+        from perfsuite.results import write_json_atomic
+
+        write_json_atomic(args.json, {
+            "format": PARITY_FORMAT, "format_version": PARITY_FORMAT_VERSION, "env": info.to_dict(),
+            "summary": [dict(r.__dict__, shapes=list(r.shapes)) for r in rows],
+            "cases": [o.to_dict() for o in outcomes]})
+        print(f"wrote {args.json}", file=sys.stderr)
+    if counts["fail"] or counts["error"]:
+        return EXIT_FAILED
+    if counts["pass"] == 0:
+        print("perfsuite parity: nothing ran: every selected case was skipped (reasons above)", file=sys.stderr)
+        return EXIT_NOTHING_RAN
+    return EXIT_OK
+
 # ---------------------------------------------------------------------------------------------
 # Subcommand registry
 # ---------------------------------------------------------------------------------------------
 
 #: Parser-registration functions, one per subcommand, in the order `perfsuite --help` lists them.
-#: LEAD: add `_add_parity_parser` (with `_cmd_parity(args) -> int`) to this list.
 _PARSER_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_info_parser,
+    _add_parity_parser,
 ]
 
 

@@ -10,7 +10,7 @@ signature: that is how the tests of the tests feed deliberately broken kernels t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
@@ -22,7 +22,8 @@ from perfsuite.compare import Comparison, compare
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.paths import ops
 
-__all__ = ["ParityCase", "OpSpec", "OPS", "run_case", "default_cases", "skip_reason", "Inputs"]
+__all__ = ["ParityCase", "OpSpec", "OPS", "run_case", "run_cases", "summarize", "Outcome", "SummaryRow",
+           "default_cases", "skip_reason", "make_inputs", "Inputs"]
 
 Inputs = Dict[str, Any]
 
@@ -421,3 +422,85 @@ def default_cases(devices: Iterable[str] = ("cpu", "gpu"), quick: bool = False) 
                 flags = (("MXNET_USE_FUSION", fusion),) if fusion else ()
                 cases.append(ParityCase("bias_gelu", mode, (("N", 64), ("C", 3072)), device, "bert", flags=flags))
     return cases
+
+
+# ----------------------------------------------------------------------------------------------- running many
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one case: pass, fail (beyond tolerance), error (MXNet raised), or skip (with the reason)."""
+
+    case: ParityCase
+    status: str
+    comparison: Optional[Comparison] = None
+    detail: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> Dict[str, Any]:
+        c = self.case
+        return {"id": c.id, "path": c.path, "mode": c.mode, "device": c.device, "shape": dict(c.shape),
+                "dist": c.dist, "seed": c.seed, "flags": c.all_flags, "status": self.status,
+                "detail": self.detail, "seconds": round(self.seconds, 4),
+                "comparison": self.comparison.to_dict() if self.comparison else None}
+
+
+def run_cases(cases: Iterable[ParityCase],
+              progress: Optional[Callable[[int, int, "Outcome"], None]] = None) -> List[Outcome]:
+    """Run every case (skips decided per case); MXNet errors are outcomes, not crashes."""
+    import time
+
+    cases = list(cases)
+    info = _env.collect_env()
+    outcomes: List[Outcome] = []
+    for i, case in enumerate(cases):
+        reason = skip_reason(case, info)
+        t0 = time.perf_counter()
+        if reason:
+            out = Outcome(case, "skip", detail=reason)
+        else:
+            try:
+                cmp = run_case(case)
+                out = Outcome(case, "pass" if cmp.passed else "fail", cmp, cmp.message)
+            except Exception as exc:  # an MXNet error is a finding about this build, reported per case
+                first = str(exc).strip().splitlines()
+                out = Outcome(case, "error", detail=f"{type(exc).__name__}: {first[0] if first else ''}"[:500])
+        out = Outcome(out.case, out.status, out.comparison, out.detail, time.perf_counter() - t0)
+        outcomes.append(out)
+        if progress:
+            progress(i + 1, len(cases), out)
+    return outcomes
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One line of the parity table: a (path, mode, device) group."""
+
+    path: str
+    mode: str
+    device: str
+    shapes: Tuple[str, ...]
+    counts: Dict[str, int]
+    worst_ratio: float
+    verdict: str
+    detail: str
+
+
+def summarize(outcomes: Iterable[Outcome]) -> List[SummaryRow]:
+    """Group outcomes per (path, mode, device): FAIL if any failed or errored, SKIP if none ran, else PASS."""
+    groups: Dict[Tuple[str, str, str], List[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault((o.case.path, o.case.mode, o.case.device), []).append(o)
+    rows = []
+    for (path, mode, device), outs in groups.items():
+        counts = {s: sum(o.status == s for o in outs) for s in ("pass", "fail", "error", "skip")}
+        ratios = [o.comparison.worst_ratio for o in outs if o.comparison is not None]
+        bad = [o for o in outs if o.status in ("fail", "error")]
+        if bad:
+            verdict, detail = "FAIL", bad[0].detail
+        elif counts["pass"] == 0:
+            verdict, detail = "SKIP", outs[0].detail
+        else:
+            verdict, detail = "PASS", ""
+        shapes = tuple(dict.fromkeys(f"{o.case.shape_str}/{o.case.dist}" for o in outs))
+        rows.append(SummaryRow(path, mode, device, shapes, counts, max(ratios) if ratios else math.nan,
+                               verdict, detail))
+    return rows
