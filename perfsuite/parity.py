@@ -221,8 +221,10 @@ def _ln_inputs(d, rng, dtype, dist) -> Inputs:
         x[:, outliers] += rng.uniform(100.0, 300.0, size=(n, len(outliers))) * rng.choice([-1, 1], len(outliers))
     elif dist == "unit":
         x = rng.standard_normal((n, c))
+    elif dist == "huge":  # row std 300: variance 9e4 exceeds the float16 maximum 65504
+        x = rng.standard_normal((n, c)) * 300.0
     else:
-        raise PerfsuiteInputError(f"layer_norm distribution {dist!r}; allowed: bert, unit")
+        raise PerfsuiteInputError(f"layer_norm distribution {dist!r}; allowed: bert, unit, huge")
     gamma = rng.uniform(0.5, 1.5, size=c) * rng.choice([-1.0, 1.0], size=c)
     return {"x": _stored(x, dtype), "gamma": _stored(gamma, dtype),
             "beta": _stored(_nonzero(rng, (c,), 0.5), dtype), "eps": _LN_EPS}
@@ -278,7 +280,7 @@ OPS: Dict[str, OpSpec] = {
         OpSpec("softmax_length", ("rows", "L", "length"), ("bert", "wide", "large"), _softmax_inputs,
                lambda x, length: ops.softmax(x, length, ctx=_CTX.get()),
                _softmax_expected, cpu_fp16=True, doc="softmax(x, length=, use_length=True)"),
-        OpSpec("layer_norm", ("N", "C"), ("bert", "unit"), _ln_inputs,
+        OpSpec("layer_norm", ("N", "C"), ("bert", "unit", "huge"), _ln_inputs,
                lambda x, gamma, beta, eps: ops.layer_norm(x, gamma, beta, eps=eps, ctx=_CTX.get()),
                _ln_expected, cpu_fp16=True, doc="LayerNorm (eps 1e-5, GluonNLP BERT's)"),
         OpSpec("gelu_erf", ("N", "C"), ("bert", "wide"), _gelu_inputs,
