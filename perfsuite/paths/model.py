@@ -1,0 +1,261 @@
+"""Whole-model inference paths: the ways users deploy GluonNLP BERT on MXNet, each prepared once and run many times.
+
+`prepare(path, cfg, weights, ...)` does all the work a deployment does before serving (build, hybridize, export,
+re-import, partition, quantize, apply graph passes) and returns a `Runner`; calling the runner is one synchronized
+forward pass that returns NumPy outputs. Parity checks and (later) timings use the same runners, so what is
+checked is what is measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from perfsuite import env as _env
+from perfsuite.errors import PerfsuiteInputError
+from perfsuite.weights import BertConfig, Weights
+
+__all__ = ["MODEL_PATHS", "PathSpec", "Runner", "prepare", "skip_reason_path", "OUTPUTS", "to_outputs",
+           "count_ops"]
+
+OUTPUTS = ("sequence", "pooled", "classification", "qa")
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """One deployment path: what it is, what it needs, and how it is judged."""
+
+    name: str
+    doc: str
+    device: str = "cpu"
+    dtype: str = "float32"
+    flags: Tuple[Tuple[str, str], ...] = ()
+    min_version: str = "1.6.0"
+    needs_mkldnn: bool = False
+    judged_by: str = "tolerance"  # "tolerance" (elementwise bound) or "agreement" (INT8)
+
+
+MODEL_PATHS: Dict[str, PathSpec] = {
+    p.name: p
+    for p in (
+        PathSpec("imperative", "GluonNLP BERTModel run imperatively (no graph)"),
+        PathSpec("hybridized", "hybridize(static_alloc=True, static_shape=True), as the seed's script"),
+        PathSpec("exported", "hybridized, export()ed to JSON + params, re-imported with SymbolBlock.imports"),
+        PathSpec("naive_attention", "same weights, separate Q/K/V projections + batch_dot + masked softmax (the "
+                                    "ablation baseline of the interleaved attention)"),
+        PathSpec("onednn", "exported graph partitioned with optimize_for(backend='MKLDNN'); fused _sg_mkldnn_* "
+                           "nodes are counted and required", min_version="1.7.0", needs_mkldnn=True),
+        PathSpec("int8", "oneDNN INT8: quantize_net with naive calibration; judged by agreement with FP32",
+                 min_version="1.7.0", needs_mkldnn=True, judged_by="agreement"),
+        PathSpec("graph_pass", "exported symbol rewritten by a custom graph-pass library (optimize_for(pass))",
+                 min_version="1.7.0"),
+        PathSpec("gpu_fp32", "hybridized on mx.gpu(0), FP32", device="gpu"),
+        PathSpec("gpu_fp16", "cast('float16') on GPU with MXNET_SAFE_ACCUMULATION=1 (FP32 accumulation)",
+                 device="gpu", dtype="float16", flags=(("MXNET_SAFE_ACCUMULATION", "1"), ("MXNET_FC_TRUE_FP16", "0"))),
+        PathSpec("gpu_fp16_unsafe", "cast('float16') on GPU, MXNET_SAFE_ACCUMULATION=0", device="gpu",
+                 dtype="float16", flags=(("MXNET_SAFE_ACCUMULATION", "0"),)),
+        PathSpec("gpu_fp16_true", "cast('float16') on GPU, MXNET_FC_TRUE_FP16=1 and safe accumulation (the seed's "
+                                  "fastest setting)", device="gpu", dtype="float16",
+                 flags=(("MXNET_FC_TRUE_FP16", "1"), ("MXNET_SAFE_ACCUMULATION", "1")), min_version="1.7.0"),
+        PathSpec("gpu_fp16_nofusion", "as gpu_fp16 with pointwise fusion off (MXNET_USE_FUSION=0)", device="gpu",
+                 dtype="float16", flags=(("MXNET_SAFE_ACCUMULATION", "1"), ("MXNET_USE_FUSION", "0"))),
+    )
+}
+
+
+def skip_reason_path(path: str, info: Optional[_env.EnvInfo] = None) -> Optional[str]:
+    """Why `path` cannot run on this installation, naming what is missing; None when it can."""
+    spec = _spec(path)
+    info = info or _env.collect_env()
+    if spec.device == "gpu":
+        reason = _env.skip_reason_gpu(info)
+        if reason:
+            return reason
+    if not _env.mxnet_at_least(spec.min_version, info):
+        return (f"needs MXNet >= {spec.min_version} for the {path} path; found "
+                f"{info.mxnet_distribution} {info.mxnet_dist_version}")
+    if spec.needs_mkldnn:
+        reason = _env.skip_reason_mkldnn(info)
+        if reason:
+            return reason
+    return None
+
+
+def _spec(path: str) -> PathSpec:
+    if path not in MODEL_PATHS:
+        raise PerfsuiteInputError(f"unknown path {path!r}; allowed: {', '.join(MODEL_PATHS)}")
+    return MODEL_PATHS[path]
+
+
+@dataclass
+class Runner:
+    """A prepared path: call it with a batch, get NumPy outputs (synchronized)."""
+
+    path: str
+    block: Any
+    ctx: Any
+    dtype: str
+    flags: Dict[str, str] = field(default_factory=dict)
+    info: Dict[str, Any] = field(default_factory=dict)  # e.g. fused node counts, quantization settings
+
+    def inputs(self, token_ids: np.ndarray, token_types: np.ndarray, valid_length: np.ndarray) -> List[Any]:
+        """The batch as MXNet arrays on the runner's context (kept out of timed regions)."""
+        import mxnet as mx
+
+        return [mx.nd.array(token_ids, ctx=self.ctx, dtype="int32"),
+                mx.nd.array(token_types, ctx=self.ctx, dtype="int32"),
+                mx.nd.array(valid_length, ctx=self.ctx, dtype=self.dtype)]
+
+    def forward(self, nd_inputs: Sequence[Any]) -> Any:
+        """One forward pass on prepared inputs, waited for (the engine is asynchronous)."""
+        import mxnet as mx
+
+        with _env.mxnet_flags(**self.flags):
+            out = self.block(*nd_inputs)
+            mx.nd.waitall()
+        return out
+
+    def __call__(self, token_ids: np.ndarray, token_types: np.ndarray, valid_length: np.ndarray) -> Dict[str, np.ndarray]:
+        return to_outputs(self.forward(self.inputs(token_ids, token_types, valid_length)))
+
+
+def to_outputs(out: Any) -> Dict[str, np.ndarray]:
+    """(sequence, pooled, classification, qa) as float64 NumPy, plus the embedding outputs derived from them."""
+    arrays = [o.asnumpy().astype(np.float64) for o in out]
+    if len(arrays) != len(OUTPUTS):
+        raise PerfsuiteInputError(f"a BERT path must return {len(OUTPUTS)} outputs {OUTPUTS}; got {len(arrays)}")
+    return dict(zip(OUTPUTS, arrays))
+
+
+def count_ops(symbol_json: str, prefix: str) -> Dict[str, int]:
+    """How many nodes of each op whose name starts with `prefix` a symbol JSON holds."""
+    counts: Dict[str, int] = {}
+    for node in json.loads(symbol_json)["nodes"]:
+        if node["op"].startswith(prefix):
+            counts[node["op"]] = counts.get(node["op"], 0) + 1
+    return counts
+
+
+def _example(cfg: BertConfig, batch: int = 2, seq_len: int = 8) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fixed example batch to trace graphs and calibrate shapes (values do not matter)."""
+    ids = np.full((batch, seq_len), 1, dtype=np.int32)
+    return ids, np.zeros_like(ids), np.full((batch,), seq_len, dtype=np.int32)
+
+
+def _export_and_import(block: Any, example: List[Any], workdir: str, name: str, ctx: Any) -> Tuple[Any, str]:
+    """Run once, export JSON + params, re-import as a SymbolBlock (the seed's deploy flow)."""
+    import mxnet as mx
+
+    block(*example)
+    mx.nd.waitall()
+    prefix = os.path.join(workdir, name)
+    block.export(prefix, epoch=0)
+    sym_file, params_file = prefix + "-symbol.json", prefix + "-0000.params"
+    imported = mx.gluon.SymbolBlock.imports(sym_file, ["data0", "data1", "data2"], params_file, ctx=ctx)
+    with open(sym_file) as fh:
+        return imported, fh.read()
+
+
+def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str] = None,
+            calib_batches: Optional[Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]] = None,
+            pass_library: Optional[str] = None, passes: Sequence[str] = (),
+            example: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
+            onednn_backend: str = "MKLDNN") -> Runner:
+    """Build `path` for (cfg, weights): everything a deployment does before serving; raises if it cannot."""
+    import mxnet as mx
+
+    from perfsuite.models import build_gluonnlp_bert
+    from perfsuite.paths.naive_bert import build_naive_bert
+
+    spec = _spec(path)
+    reason = skip_reason_path(path)
+    if reason:
+        raise PerfsuiteInputError(f"path {path!r} cannot run here: {reason}")
+    ctx = mx.gpu(0) if spec.device == "gpu" else mx.cpu()
+    workdir = workdir or tempfile.mkdtemp(prefix=f"perfsuite-{path}-")
+    flags = dict(spec.flags)
+    ex_np = example or _example(cfg)
+
+    def nd(batch: Tuple[np.ndarray, np.ndarray, np.ndarray], dtype: str = "float32") -> List[Any]:
+        return [mx.nd.array(batch[0], ctx=ctx, dtype="int32"), mx.nd.array(batch[1], ctx=ctx, dtype="int32"),
+                mx.nd.array(batch[2], ctx=ctx, dtype=dtype)]
+
+    info: Dict[str, Any] = {"doc": spec.doc}
+    with _env.mxnet_flags(**flags):  # bind-time flags (MXNET_USE_FUSION) must be set while graphs are built
+        if path == "naive_attention":
+            block = build_naive_bert(cfg, weights, ctx=ctx)
+            block.hybridize(static_alloc=True, static_shape=True)
+        else:
+            block = build_gluonnlp_bert(cfg, weights, ctx=ctx)
+        if path in ("imperative", "naive_attention"):
+            pass
+        elif path in ("hybridized", "gpu_fp32"):
+            block.hybridize(static_alloc=True, static_shape=True)
+        elif path == "exported":
+            block.hybridize(static_alloc=True, static_shape=True)
+            block, _ = _export_and_import(block, nd(ex_np), workdir, "bert", ctx)
+        elif path == "onednn":
+            block.hybridize(static_alloc=True, static_shape=True)
+            block.optimize_for(*nd(ex_np), backend=onednn_backend)
+            block, sym_json = _export_and_import(block, nd(ex_np), workdir, "bert-onednn", ctx)
+            fused = count_ops(sym_json, "_sg_mkldnn")
+            info["fused_nodes"] = fused
+            if not fused:
+                raise PerfsuiteInputError(
+                    f"optimize_for(backend={onednn_backend!r}) fused nothing: the exported graph has no _sg_mkldnn_* node "
+                    "(MXNet only logs an unknown backend and returns the graph unchanged); the oneDNN path did not run")
+        elif path == "int8":
+            from mxnet.contrib.quantization import quantize_net_v2
+
+            if not calib_batches:
+                raise PerfsuiteInputError("the int8 path needs calibration batches (calib_batches)")
+            block.hybridize(static_alloc=True, static_shape=True)
+            arrays = [np.concatenate([b[i] for b in calib_batches]) for i in range(3)]
+            dataset = mx.gluon.data.ArrayDataset(*[mx.nd.array(a, dtype=d) for a, d in
+                                                  zip(arrays, ("int32", "int32", "float32"))])
+            loader = mx.gluon.data.DataLoader(dataset, batch_size=len(calib_batches[0][0]))
+            # 'smart' + channel-wise: GluonNLP v0.10's INT8 BERT recipe; measured on MiniLM (1.9.1) it keeps far
+            # more agreement than 'full' (classification 0.94 vs 0.56, embedding cosine 0.97 vs 0.52).
+            settings = dict(quantized_dtype="auto", quantize_mode="smart", quantize_granularity="channel-wise",
+                            calib_mode="naive")
+            block = quantize_net_v2(block, calib_data=loader, num_calib_examples=len(arrays[0]), ctx=ctx, **settings)
+            block.hybridize(static_alloc=True, static_shape=True)
+            quantized = count_ops(block._cached_graph[1].tojson(), "")
+            info["quantized_nodes"] = {k: v for k, v in quantized.items() if "quantize" in k}
+            if not info["quantized_nodes"]:
+                raise PerfsuiteInputError("quantize_net_v2 returned a graph without quantized nodes: INT8 did not run")
+            info["quantization"] = (f"quantize_net_v2({', '.join(f'{k}={v!r}' for k, v in settings.items())}, "
+                                    f"{len(arrays[0])} calibration sentences)")
+        elif path == "graph_pass":
+            from perfsuite.passes import apply_passes, load_pass_library
+
+            if not pass_library or not passes:
+                raise PerfsuiteInputError("the graph_pass path needs a pass library and at least one pass name")
+            load_pass_library(pass_library)
+            block.hybridize(static_alloc=True, static_shape=True)
+            block, _ = _export_and_import(block, nd(ex_np), workdir, "bert", ctx)
+            sym = mx.sym.load(os.path.join(workdir, "bert-symbol.json"))
+            params = mx.nd.load(os.path.join(workdir, "bert-0000.params"))
+            args = {k[4:]: v for k, v in params.items() if k.startswith("arg:")}
+            aux = {k[4:]: v for k, v in params.items() if k.startswith("aux:")}
+            b, L = ex_np[0].shape
+            sym, args, aux = apply_passes(sym, args, aux, list(passes),
+                                          input_shapes={"data0": (b, L), "data1": (b, L), "data2": (b,)})
+            block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in ("data0", "data1", "data2")])
+            block_params = block.collect_params()
+            for name, value in list(args.items()) + list(aux.items()):
+                if name in block_params:
+                    block_params[name]._load_init(value, ctx)
+            info["passes"] = list(passes)
+            info["pass_library"] = str(pass_library)
+        elif path.startswith("gpu_fp16"):
+            block.cast("float16")
+            block.hybridize(static_alloc=True, static_shape=True)
+        else:  # pragma: no cover - MODEL_PATHS and this function are kept in step by tests
+            raise PerfsuiteInputError(f"path {path!r} has no preparation")
+    return Runner(path, block, ctx, spec.dtype, flags, info)
