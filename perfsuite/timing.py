@@ -1,0 +1,244 @@
+"""A synchronized timer that keeps raw samples, flags interference per sample, and records what was measured.
+
+MXNet's engine is asynchronous (on CPU too): a call returns after enqueueing. Every timed call here ends with
+`mx.nd.waitall()`, so a sample is the computation, not the enqueue. These machines are shared: for each sample
+the timer also reads the CPU time all *other* processes used meanwhile (/proc/stat minus this process), and a
+sample during which others took more than a quarter of a core is marked contaminated. Statistics use the clean
+samples; how many were dropped is reported. Records are typed: raw samples plus metadata, never summaries alone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from perfsuite.errors import PerfsuiteInputError
+
+__all__ = ["Sample", "Measurement", "time_callable", "time_alternating", "timer_overhead", "mxnet_sync",
+           "peak_rss_reset", "peak_rss_bytes", "INTERFERENCE_CORE_FRACTION", "MEASUREMENT_FORMAT_VERSION"]
+
+MEASUREMENT_FORMAT_VERSION = 1
+INTERFERENCE_CORE_FRACTION = 0.25  # others using > 1/4 core during a sample contaminate it
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_JIFFY = 1.0 / _CLK_TCK
+
+
+def mxnet_sync() -> None:
+    """Block until MXNet's engine has finished everything queued."""
+    import mxnet as mx
+
+    mx.nd.waitall()
+
+
+def _system_busy_s() -> Optional[float]:
+    """CPU seconds all processes have spent busy (user, nice, system, irq, softirq, steal), from /proc/stat."""
+    try:
+        with open("/proc/stat") as fh:
+            parts = fh.readline().split()
+    except OSError:
+        return None
+    vals = [int(v) for v in parts[1:9]]  # user nice system idle iowait irq softirq steal
+    busy = vals[0] + vals[1] + vals[2] + vals[5] + vals[6] + vals[7]
+    return busy * _JIFFY
+
+
+def _own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One timed call: wall time, this process's CPU time, other processes' CPU time meanwhile."""
+
+    wall_s: float
+    cpu_s: float
+    others_cpu_s: float  # NaN where /proc/stat is unavailable
+    contaminated: bool
+
+    def __post_init__(self) -> None:
+        if not self.wall_s >= 0:
+            raise PerfsuiteInputError(f"a sample's wall time must be >= 0; got {self.wall_s!r}")
+
+
+def _contaminated(wall: float, others: float) -> bool:
+    # /proc/stat counts in jiffies (10 ms): allow two jiffies of rounding before calling a sample contaminated
+    return bool(others == others and others > INTERFERENCE_CORE_FRACTION * wall + 2 * _JIFFY)
+
+
+def _one(fn: Callable[[], Any], sync: Callable[[], None]) -> Sample:
+    sys0, own0, t0 = _system_busy_s(), _own_cpu_s(), time.perf_counter()
+    fn()
+    sync()
+    t1, own1, sys1 = time.perf_counter(), _own_cpu_s(), _system_busy_s()
+    wall, own = t1 - t0, own1 - own0
+    others = max(0.0, (sys1 - sys0) - own) if sys0 is not None and sys1 is not None else float("nan")
+    return Sample(wall, own, others, _contaminated(wall, others))
+
+
+def time_callable(fn: Callable[[], Any], warmup: int = 2, min_repeat: int = 5, max_repeat: int = 50,
+                  min_time_s: float = 2.0, max_time_s: float = 60.0,
+                  sync: Callable[[], None] = mxnet_sync) -> Tuple[List[Sample], int]:
+    """Warm up, then time `fn` until min_repeat clean samples and min_time_s, within max_repeat/max_time_s.
+
+    Returns (samples, warmup count). Contaminated samples are kept (marked) and do not count toward min_repeat.
+    """
+    if warmup < 0 or min_repeat < 1 or max_repeat < min_repeat:
+        raise PerfsuiteInputError(f"need warmup >= 0 and 1 <= min_repeat <= max_repeat; got {warmup}, "
+                                  f"{min_repeat}, {max_repeat}")
+    for _ in range(warmup):
+        fn()
+        sync()
+    samples: List[Sample] = []
+    start = time.perf_counter()
+    while len(samples) < max_repeat:
+        samples.append(_one(fn, sync))
+        clean = sum(not s.contaminated for s in samples)
+        elapsed = time.perf_counter() - start
+        if clean >= min_repeat and elapsed >= min_time_s:
+            break
+        if elapsed >= max_time_s and len(samples) >= 1:
+            break
+    return samples, warmup
+
+
+def time_alternating(fns: Dict[str, Callable[[], Any]], rounds: int = 5, warmup: int = 1,
+                     sync: Callable[[], None] = mxnet_sync) -> Dict[str, List[Sample]]:
+    """Time several callables in alternation (A B C A B C ...), so drift and interference hit them alike."""
+    if rounds < 1:
+        raise PerfsuiteInputError(f"rounds must be >= 1; got {rounds}")
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+            sync()
+    out: Dict[str, List[Sample]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            out[name].append(_one(fn, sync))
+    return out
+
+
+def timer_overhead(n: int = 2000) -> Dict[str, float]:
+    """The timer's own cost per sample next to a bare perf_counter loop, in seconds (no MXNet work)."""
+    t0 = time.perf_counter()
+    for _ in range(n):
+        time.perf_counter()
+    bare = (time.perf_counter() - t0) / n
+    t0 = time.perf_counter()
+    for _ in range(n):
+        _one(lambda: None, lambda: None)
+    ours = (time.perf_counter() - t0) / n
+    t0 = time.perf_counter()
+    for _ in range(min(n, 500)):
+        _one(lambda: None, mxnet_sync)
+    with_sync = (time.perf_counter() - t0) / min(n, 500)
+    return {"bare_loop_s": bare, "timer_s": ours, "timer_with_waitall_s": with_sync}
+
+
+def peak_rss_reset() -> bool:
+    """Reset the process's peak RSS (Linux: write 5 to /proc/self/clear_refs); False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> Optional[int]:
+    """Peak resident set size since the last reset (VmHWM), in bytes; None where unavailable."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Measurement:
+    """Raw samples of one workload plus everything needed to interpret and compare them later."""
+
+    workload: Dict[str, Any]  # model, path, task, batch, seq_len (perfsuite.workloads.Workload as a dict)
+    samples_s: List[float]
+    contaminated: List[bool]
+    others_cpu_s: List[float]
+    warmup: int
+    flops: float
+    peak_rss_bytes: Optional[int] = None
+    prepare_s: Optional[float] = None
+    meta: Dict[str, Any] = field(default_factory=dict)  # env, flags, threads, perfsuite version, time
+
+    def __post_init__(self) -> None:
+        n = len(self.samples_s)
+        if n == 0:
+            raise PerfsuiteInputError(f"a measurement needs at least one sample ({self.workload})")
+        if len(self.contaminated) != n or len(self.others_cpu_s) != n:
+            raise PerfsuiteInputError("samples_s, contaminated and others_cpu_s must have the same length")
+        if any(not (s >= 0) for s in self.samples_s):
+            raise PerfsuiteInputError(f"sample times must be >= 0 ({self.workload})")
+
+    @classmethod
+    def from_samples(cls, workload: Dict[str, Any], samples: Sequence[Sample], warmup: int, flops: float,
+                     **kw: Any) -> "Measurement":
+        return cls(workload, [s.wall_s for s in samples], [s.contaminated for s in samples],
+                   [s.others_cpu_s for s in samples], warmup, flops, **kw)
+
+    @property
+    def clean(self) -> np.ndarray:
+        """Clean samples; all samples when every one was contaminated (then `dropped` says so)."""
+        arr = np.array(self.samples_s)
+        keep = ~np.array(self.contaminated)
+        return arr[keep] if keep.any() else arr
+
+    @property
+    def dropped(self) -> int:
+        return int(sum(self.contaminated))
+
+    @property
+    def median_s(self) -> float:
+        return float(np.median(self.clean))
+
+    @property
+    def iqr_s(self) -> float:
+        q1, q3 = np.percentile(self.clean, [25, 75])
+        return float(q3 - q1)
+
+    def percentile_s(self, q: float) -> float:
+        return float(np.percentile(self.clean, q))
+
+    @property
+    def noisy(self) -> bool:
+        """IQR above 10 % of the median (torch.utils.benchmark's warning level)."""
+        return self.iqr_s > 0.1 * self.median_s
+
+    @property
+    def throughput(self) -> float:
+        """Sentences per second at the median latency."""
+        return self.workload["batch"] / self.median_s
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / self.median_s / 1e9
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["summary"] = {"median_s": self.median_s, "iqr_s": self.iqr_s, "p90_s": self.percentile_s(90),
+                        "p99_s": self.percentile_s(99), "throughput": self.throughput, "gflops": self.gflops,
+                        "dropped": self.dropped, "n": len(self.samples_s)}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Measurement":
+        keys = ("workload", "samples_s", "contaminated", "others_cpu_s", "warmup", "flops", "peak_rss_bytes",
+                "prepare_s", "meta")
+        missing = [k for k in keys[:6] if k not in d]
+        if missing:
+            raise PerfsuiteInputError(f"measurement record lacks {', '.join(missing)}")
+        return cls(**{k: d.get(k) for k in keys if k in d})
