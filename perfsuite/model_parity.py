@@ -18,7 +18,7 @@ import numpy as np
 from perfsuite import tolerance as tl
 from perfsuite.compare import Comparison, compare
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.paths.model import MODEL_PATHS, OUTPUTS, Runner, prepare, skip_reason_path
+from perfsuite.paths.model import MODEL_PATHS, OUTPUTS, Runner, check_selection, prepare, skip_reason_path
 from perfsuite.weights import CONFIGS, BertConfig, Weights, random_weights
 
 __all__ = ["ModelCase", "Batch", "MODELS", "model_weights", "make_batch", "reference_outputs", "model_bound",
@@ -42,15 +42,7 @@ class ModelCase:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.model not in CONFIGS:
-            raise PerfsuiteInputError(f"unknown model {self.model!r}; allowed: {', '.join(CONFIGS)}")
-        if self.path not in MODEL_PATHS:
-            raise PerfsuiteInputError(f"unknown path {self.path!r}; allowed: {', '.join(MODEL_PATHS)}")
-        if not isinstance(self.batch, int) or self.batch < 1:
-            raise PerfsuiteInputError(f"batch size {self.batch!r}: must be a positive integer")
-        if not isinstance(self.seq_len, int) or not 2 <= self.seq_len <= CONFIGS[self.model].max_length:
-            raise PerfsuiteInputError(
-                f"sequence length {self.seq_len!r}: allowed 2 <= seq_len <= {CONFIGS[self.model].max_length}")
+        check_selection(self.model, self.path, self.batch, self.seq_len)
         if self.inputs not in ("random", "text"):
             raise PerfsuiteInputError(f"unknown input source {self.inputs!r}; allowed: random, text")
 

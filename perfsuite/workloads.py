@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.paths.model import MODEL_PATHS
+from perfsuite.paths.model import MODEL_PATHS, check_selection
 from perfsuite.weights import CONFIGS, BertConfig
 
 __all__ = ["SEQ_LENS", "BATCH_SIZES", "TASKS", "Workload", "Profile", "PROFILES", "select", "bert_flops",
@@ -43,17 +43,9 @@ class Workload:
     seq_len: int
 
     def __post_init__(self) -> None:
-        if self.model not in CONFIGS:
-            raise PerfsuiteInputError(f"unknown model {self.model!r}; allowed: {', '.join(CONFIGS)}")
-        if self.path not in MODEL_PATHS:
-            raise PerfsuiteInputError(f"unknown path {self.path!r}; allowed: {', '.join(MODEL_PATHS)}")
+        check_selection(self.model, self.path, self.batch, self.seq_len)
         if self.task not in TASKS:
             raise PerfsuiteInputError(f"unknown task {self.task!r}; allowed: {', '.join(TASKS)}")
-        if not isinstance(self.batch, int) or self.batch < 1:
-            raise PerfsuiteInputError(f"batch size {self.batch!r}: must be a positive integer")
-        max_len = CONFIGS[self.model].max_length
-        if not isinstance(self.seq_len, int) or not 2 <= self.seq_len <= max_len:
-            raise PerfsuiteInputError(f"sequence length {self.seq_len!r}: allowed 2 <= seq_len <= {max_len}")
 
     @property
     def cfg(self) -> BertConfig:

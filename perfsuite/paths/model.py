@@ -21,7 +21,7 @@ from perfsuite.errors import PerfsuiteInputError
 from perfsuite.weights import BertConfig, Weights
 
 __all__ = ["MODEL_PATHS", "PathSpec", "Runner", "prepare", "skip_reason_path", "OUTPUTS", "to_outputs",
-           "count_ops"]
+           "count_ops", "check_selection"]
 
 OUTPUTS = ("sequence", "pooled", "classification", "qa")
 
@@ -84,6 +84,20 @@ def skip_reason_path(path: str, info: Optional[_env.EnvInfo] = None) -> Optional
         if reason:
             return reason
     return None
+
+
+def check_selection(model: str, path: str, batch: int, seq_len: int) -> None:
+    """Validate a (model, path, batch size, sequence length) choice, naming the bad value and what is allowed."""
+    from perfsuite.weights import CONFIGS
+
+    if model not in CONFIGS:
+        raise PerfsuiteInputError(f"unknown model {model!r}; allowed: {', '.join(CONFIGS)}")
+    _spec(path)
+    if not isinstance(batch, int) or batch < 1:
+        raise PerfsuiteInputError(f"batch size {batch!r}: must be a positive integer")
+    max_len = CONFIGS[model].max_length
+    if not isinstance(seq_len, int) or not 2 <= seq_len <= max_len:
+        raise PerfsuiteInputError(f"sequence length {seq_len!r}: allowed 2 <= seq_len <= {max_len}")
 
 
 def _spec(path: str) -> PathSpec:
