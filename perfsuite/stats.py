@@ -42,7 +42,9 @@ class Ratio:
             return f"{self.ratio:.2f}x slower {ci}"
         if self.verdict == "faster":
             return f"{1 / self.ratio:.2f}x faster {ci}"
-        return f"not significant ({self.ratio:.3f}x, {ci}, threshold {self.threshold:.0%})"
+        if self.significant:
+            return f"within threshold ({self.ratio:.3f}x, {ci}, threshold {self.threshold:.0%})"
+        return f"not significant ({self.ratio:.3f}x, {ci})"
 
 
 def _check(name: str, x: Sequence[float]) -> np.ndarray:
