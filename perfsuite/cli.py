@@ -396,15 +396,31 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     if not os.path.isdir(out_dir):
         raise PerfsuiteInputError(f"--output {args.output!r}: folder {out_dir!r} does not exist")
     try:
-        with open(args.input, encoding="utf-8") as fh:
-            lines = [ln.strip() for ln in fh.read().splitlines()]
+        with open(args.input, encoding="utf-8") as fh:  # text mode: \r\n and \r arrive as \n
+            lines = [ln.strip() for ln in fh.read().split("\n")]  # not splitlines(): it also splits at \x0b, \u2028
     except OSError as exc:
         raise PerfsuiteInputError(f"--input {args.input!r}: {exc.strerror}") from None
-    sentences = [ln for ln in lines if ln]
+    except UnicodeDecodeError as exc:
+        raise PerfsuiteInputError(f"--input {args.input!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                  "allowed: a UTF-8 text file, one sentence per line") from None
+    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln]  # (line number in the file, sentence)
+    sentences = [ln for _, ln in numbered]
     if not sentences:
         raise PerfsuiteInputError(f"--input {args.input!r} has no sentence (empty or blank lines only)")
     vocab = load_minilm()[2]
-    ids, types, valid = Tokenizer(vocab).encode(sentences, seq_len=args.seq_len, truncate=args.truncate)
+    tokenizer = Tokenizer(vocab)
+    try:
+        ids, types, valid = tokenizer.encode(sentences, seq_len=args.seq_len, truncate=args.truncate)
+    except PerfsuiteInputError:
+        # the tokenizer names the index among non-blank sentences and its API argument; name the file's line instead
+        for lineno, sentence in numbered:
+            n = len(tokenizer.tokenize(sentence)) + 2
+            if n > args.seq_len:
+                raise PerfsuiteInputError(
+                    f"--input {args.input!r} line {lineno} has {n} tokens with [CLS] and [SEP], more than "
+                    f"--seq-len {args.seq_len}; allowed: at most {args.seq_len} (pass --truncate to cut it, or a "
+                    f"larger --seq-len up to {cfg.max_length})") from None
+        raise
     weights = load_weights_file(args.weights, cfg) if args.weights else model_weights(args.model)
     kwargs: dict = {}
     if args.path == "graph_pass":
@@ -428,6 +444,147 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 # ---------------------------------------------------------------------------------------------
+# run (the main job) and report
+# ---------------------------------------------------------------------------------------------
+
+
+def _int_list(option: str, values: Optional[list]) -> Optional[list]:
+    """'1,4,8' (already split by _csv) as integers; a non-integer is named with its option."""
+    if values is None:
+        return None
+    out = []
+    for v in values:
+        try:
+            out.append(int(v))
+        except ValueError:
+            raise PerfsuiteInputError(f"{option} {v!r}: not an integer; allowed: positive integers, comma-separated "
+                                      "(e.g. 1,4,8)") from None
+    return out
+
+
+def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``perfsuite run``."""
+    parser = subparsers.add_parser(
+        "run",
+        help="the main job: parity summary, then latency/throughput/cost per batch size and the speed-up table, "
+             "into a results folder (JSON, Markdown report, PNG plots)",
+        description=(
+            "Run the parity summary (op grid on CPU, quick; whole-model check of each selected path on the 'small' "
+            "model), measure the timer overhead and this machine's FP32 GEMM peak, time every workload of the "
+            "selected grid (synchronized, raw samples, contaminated samples dropped), time the paths of each "
+            "optimization in alternation per batch size for the speed-up table, and write results.json (versioned, "
+            "rewritten after every workload), report.md and plots. Workloads whose path cannot run here are listed "
+            "with the reason."),
+        epilog=(
+            "Profiles: quick (BERT-base, seq 128, batch 1-32, CPU paths; under 10 minutes on 2 cores), full (the "
+            "seed's grid; real hardware), smoke (tiny model; seconds). With OMP_NUM_THREADS unset, it is set to "
+            "every usable CPU (MXNet's default is half). Exit codes: 0 ok; 1 a parity check failed or a workload "
+            "raised; 2 bad usage; 3 nothing could be measured; 130 interrupted (results so far are kept). "
+            "Example: perfsuite run --profile quick --price-per-hour 0.34 --out results/mine"),
+    )
+    parser.add_argument("--profile", default="quick", help="quick (default), full or smoke")
+    parser.add_argument("--model", type=_csv, default=None, metavar="M[,M...]",
+                        help="models instead of the profile's: small, bert-base, bert-large, minilm")
+    parser.add_argument("--path", "--paths", dest="path", type=_csv, default=None, metavar="P[,P...]",
+                        help="deployment paths instead of the profile's (naive_attention, hybridized, onednn, int8, "
+                             "imperative, exported, graph_pass, gpu_*)")
+    parser.add_argument("--task", type=_csv, default=None, metavar="T[,T...]",
+                        help="classification, qa, embedding (default: the profile's)")
+    parser.add_argument("--batch-size", type=_csv, default=None, metavar="N[,N...]",
+                        help="batch sizes instead of the profile's (the seed's: 1,4,8,16,32,64,128,300)")
+    parser.add_argument("--seq-len", type=_csv, default=None, metavar="L[,L...]",
+                        help="sequence lengths instead of the profile's (the seed's: 80,128,384)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="results folder (created; default results/<timestamp>-mxnet-<version>/)")
+    parser.add_argument("--price-per-hour", type=float, default=None, metavar="DOLLARS",
+                        help="also report the cost per 1M requests at this $/hour (your instance's price)")
+    parser.add_argument("--no-parity", action="store_true", help="skip the parity summary")
+    parser.add_argument("--min-time", type=float, default=None, metavar="S",
+                        help="seconds of sampling per workload at least (default: the profile's; quick 1.0)")
+    parser.add_argument("--max-repeat", type=int, default=None, metavar="N",
+                        help="samples per workload at most (default: the profile's; at least 5)")
+    parser.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from perfsuite import runjob
+
+    opts = runjob.RunOptions(
+        profile=args.profile, models=args.model, paths=args.path, tasks=args.task,
+        batch_sizes=_int_list("--batch-size", args.batch_size), seq_lens=_int_list("--seq-len", args.seq_len),
+        out=args.out, price_per_hour=args.price_per_hour, parity=not args.no_parity, min_time_s=args.min_time,
+        max_repeat=args.max_repeat,
+        argv=[f"{k}={v}" for k, v in vars(args).items() if k not in ("handler", "command")])
+    runjob.plan(opts)  # every input error before any MXNet work
+    opts.threads_note = runjob.apply_default_threads()
+    try:
+        return runjob.run_job(opts).exit_code
+    except KeyboardInterrupt as exc:  # results.json keeps what was measured (status 'interrupted')
+        return 143 if isinstance(exc, runjob.Terminated) else 130
+
+
+def _add_report_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``perfsuite report``."""
+    parser = subparsers.add_parser(
+        "report",
+        help="re-render the report and plots of saved 'perfsuite run' results, or compare several side by side",
+        description=(
+            "With one results folder (or its results.json): write report.md and the plots again from the raw "
+            "samples. With two or more (e.g. the same profile on two MXNet versions): a comparison per workload, "
+            "each result's median and its ratio to the baseline result with a bootstrap confidence interval and a "
+            "verdict, labelled by MXNet version; comparison.md and compare_*.png."),
+        epilog="Example: perfsuite report results/20240101-mxnet-1.7.0.post2 results/20240101-mxnet-1.9.1 --baseline 1",
+    )
+    parser.add_argument("results", nargs="+", metavar="RESULTS",
+                        help="results folders of 'perfsuite run' or their results.json files")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="where to write (created); default: the result's own folder, or "
+                             "results/compare-<timestamp>/ for a comparison")
+    parser.add_argument("--baseline", type=int, default=1, metavar="N",
+                        help="which result is the baseline of a comparison, counting from 1 (default 1: the first)")
+    parser.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from perfsuite import report
+
+    if not 1 <= args.baseline <= len(args.results):
+        raise PerfsuiteInputError(f"--baseline {args.baseline}: allowed 1 to {len(args.results)} (the position of "
+                                  "one of the RESULTS given)")
+    docs = [report.load(r) for r in args.results]
+    if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise PerfsuiteInputError(f"--out {args.out!r} is a file; pass a folder (it is created if missing)")
+    if len(docs) == 1:
+        out_dir = Path(args.out) if args.out else Path(docs[0]["_source"]).parent
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path, plots = report.render(docs[0], out_dir)
+        print(report.text_summary(docs[0]))
+    else:
+        out_dir = Path(args.out) if args.out else report.default_compare_dir()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path, plots, table = report.render_comparison(docs, out_dir, baseline=args.baseline - 1)
+        print(table)
+    print(f"report: {path}")
+    for p in plots:
+        print(f"plot:   {out_dir / p}")
+    return EXIT_OK
+
+def _add_asv_compare_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``perfsuite asv-compare`` (MXNet versions side by side from asv results)."""
+    from perfsuite import asv_compare
+
+    parser = subparsers.add_parser(
+        "asv-compare", help="MXNet versions side by side from asv results, with ratios to a baseline version",
+        description="asv compare/continuous compare commits in one environment, never two environments; this "
+                    "reads asv's result files and tabulates each MXNet version's value per benchmark and "
+                    "parameter combination with its ratio to --baseline.")
+    asv_compare.add_arguments(parser)
+    parser.set_defaults(handler=asv_compare.run_args)
+
+
+# ---------------------------------------------------------------------------------------------
 # Subcommand registry
 # ---------------------------------------------------------------------------------------------
 
@@ -436,6 +593,9 @@ _PARSER_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_info_parser,
     _add_parity_parser,
     _add_infer_parser,
+    _add_run_parser,
+    _add_report_parser,
+    _add_asv_compare_parser,
 ]
 
 

@@ -39,6 +39,8 @@ MARKERS = {
     "gpu": "needs a CUDA build of MXNet and a visible GPU; skipped with the exact reason elsewhere",
     "parity": "numerical parity of an MXNet path against the float64 NumPy reference",
     "slow": "takes more than a few seconds on a 2-core machine",
+    "dashboard": "opens the published asv dashboard (.asv/html) in headless Chromium; skipped with the reason "
+                 "when there is no published dashboard or no chromium binary",
     # not `benchmark`: pytest-benchmark registers that marker itself (custom settings for one benchmark)
     "latency": "a latency benchmark (tests/bench): timed with `pytest --benchmark`, run once as a smoke test "
                "otherwise",

@@ -1,0 +1,704 @@
+"""Reports of `perfsuite run` results: the figures users want, as Markdown tables and PNG plots, and comparisons.
+
+A results file (format 'perfsuite-results') holds raw samples plus metadata; every figure here is computed from
+those samples when the report is rendered, so `perfsuite report` re-renders or compares saved results exactly
+as `perfsuite run` rendered them. Per workload: median latency with IQR, p90, p99; throughput (sentences/s);
+cost per 1M requests at the seed's instance prices and the user's; achieved GFLOP/s and its fraction of the GEMM
+peak measured in the same run; peak memory; contaminated (dropped) samples; the noisy flag. The speed-up of each
+optimization is the ratio of medians of samples taken in alternation (paired bootstrap interval).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from perfsuite.errors import PerfsuiteInputError
+from perfsuite.results import read_result
+from perfsuite.stats import Ratio, ratio_of_medians
+from perfsuite.timing import Measurement
+
+__all__ = ["RESULTS_FORMAT", "RESULTS_FORMAT_VERSION", "PRICES", "USER_PRICE", "cost_per_million", "load",
+           "label", "measurements", "workload_figures", "speedup_ratio", "format_speedup", "render",
+           "render_markdown", "make_plots", "render_comparison", "comparison_rows", "text_summary",
+           "mkldnn_note", "default_compare_dir", "ComparisonRow"]
+
+RESULTS_FORMAT = "perfsuite-results"
+RESULTS_FORMAT_VERSION = 1
+
+#: The seed's on-demand instance prices, $ per hour.
+PRICES: Dict[str, float] = {"g4dn.xlarge": 0.526, "c5.xlarge": 0.17, "c5.24xlarge": 4.08, "m5.xlarge": 0.192}
+#: The key under which a run stores the user's --price-per-hour.
+USER_PRICE = "your price"
+
+GroupKey = Tuple[str, str, int]  # (model, task, seq_len)
+
+
+def cost_per_million(price_per_hour: float, throughput: float) -> float:
+    """Dollars per 1M requests (one sentence each) at `throughput` sentences/s: price / 3600 / throughput * 1e6."""
+    if not throughput > 0:
+        return math.inf
+    return price_per_hour / 3600.0 / throughput * 1e6
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def load(path: "os.PathLike[str] | str") -> Dict[str, Any]:
+    """Read a results folder (its results.json) or file; corrupt, foreign or newer files get a clear error."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+        if not p.exists():
+            raise PerfsuiteInputError(f"{str(path)!r} is a folder without results.json; pass a 'perfsuite run' "
+                                      "results folder or its results.json")
+    doc = read_result(p, RESULTS_FORMAT, RESULTS_FORMAT_VERSION)
+    for key in ("env", "measurements"):
+        if key not in doc:
+            raise PerfsuiteInputError(f"{str(p)!r} is a {RESULTS_FORMAT} file without {key!r}: it is truncated or "
+                                      "was not written by 'perfsuite run'")
+    try:
+        measurements(doc)
+    except (PerfsuiteInputError, TypeError, KeyError) as exc:
+        raise PerfsuiteInputError(f"{str(p)!r} holds a malformed measurement: {exc}") from None
+    doc["_source"] = str(p)
+    return doc
+
+
+def measurements(doc: Dict[str, Any]) -> List[Measurement]:
+    """The run's measurements as Measurement objects (raw samples; statistics are computed on demand)."""
+    return [Measurement.from_dict(d) for d in doc.get("measurements", [])]
+
+
+def label(doc: Dict[str, Any]) -> str:
+    """'mxnet 1.9.1': the MXNet distribution and version a result was measured on."""
+    env = doc.get("env") or {}
+    return f"{env.get('mxnet_distribution', 'mxnet')} {env.get('mxnet_dist_version', '?')}"
+
+
+def _prices(doc: Dict[str, Any]) -> Dict[str, float]:
+    return dict(doc.get("prices") or PRICES)
+
+
+def _price_label(name: str, price: float) -> str:
+    return f"{name} (${price:g}/h)"
+
+
+def mkldnn_note(envs: Sequence[Dict[str, Any]]) -> Optional[str]:
+    """The warning owed when a result's MXNet lacks MKLDNN (the 1.6.0 CPU wheel): comparisons then include a build
+    change."""
+    lacking = [e for e in envs if not (e.get("features") or {}).get("MKLDNN", False)]
+    if not lacking:
+        return None
+    names = ", ".join(sorted({f"{e.get('mxnet_distribution')} {e.get('mxnet_dist_version')}" for e in lacking}))
+    return (f"{names} is built without MKLDNN/oneDNN (the 1.6.0 CPU wheel is): its onednn and int8 paths cannot run, "
+            "and a 1.6 -> 1.7 comparison also measures this build change (plain BLAS vs oneDNN kernels), not only "
+            "MXNet's own changes.")
+
+
+# ------------------------------------------------------------------------------------------------ figures
+def workload_figures(m: Measurement, peak_gflops: Optional[float], prices: Dict[str, float]) -> Dict[str, Any]:
+    """Every per-workload figure of the report, computed from the raw samples."""
+    clean = m.clean
+    q1, q3 = np.percentile(clean, [25, 75])
+    thr = m.throughput
+    return {
+        "median_ms": m.median_s * 1e3, "q1_ms": float(q1) * 1e3, "q3_ms": float(q3) * 1e3, "iqr_ms": m.iqr_s * 1e3,
+        "p90_ms": m.percentile_s(90) * 1e3, "p99_ms": m.percentile_s(99) * 1e3, "throughput": thr,
+        "cost": {name: cost_per_million(price, thr) for name, price in prices.items()},
+        "gflops": m.gflops, "peak_fraction": (m.gflops / peak_gflops) if peak_gflops else None,
+        "peak_rss_mib": (m.peak_rss_bytes / 2 ** 20) if m.peak_rss_bytes else None,
+        "n": len(m.samples_s), "dropped": m.dropped, "noisy": m.noisy,
+    }
+
+
+def _groups(ms: Iterable[Measurement]) -> Dict[GroupKey, List[Measurement]]:
+    out: Dict[GroupKey, List[Measurement]] = {}
+    for m in ms:
+        w = m.workload
+        out.setdefault((w["model"], w["task"], w["seq_len"]), []).append(m)
+    return out
+
+
+def _group_title(key: GroupKey) -> str:
+    model, task, seq = key
+    return f"{model}, {task}, sequence length {seq}"
+
+
+def _slug(key: GroupKey) -> str:
+    model, task, seq = key
+    return f"{model}_{task}_L{seq}"
+
+
+def _ordered_paths(ms: Iterable[Measurement]) -> List[str]:
+    return list(dict.fromkeys(m.workload["path"] for m in ms))
+
+
+def speedup_ratio(rec: Dict[str, Any]) -> Ratio:
+    """optimized / baseline time from samples taken in alternation, paired (round i of one with round i of the
+    other); pairs where either sample was contaminated are left out while at least 3 clean pairs remain."""
+    opt = np.asarray(rec["optimized_samples_s"], dtype=float)
+    base = np.asarray(rec["baseline_samples_s"], dtype=float)
+    keep = ~(np.asarray(rec.get("optimized_contaminated", [False] * opt.size), dtype=bool)
+             | np.asarray(rec.get("baseline_contaminated", [False] * base.size), dtype=bool))
+    if keep.sum() >= 3:
+        opt, base = opt[keep], base[keep]
+    return ratio_of_medians(opt, base, paired=True)
+
+
+def format_speedup(r: Ratio) -> str:
+    """Speed-up as the seed shows it (baseline time / optimized time) with its interval; 'not significant' when
+    the interval of the ratio includes 1."""
+    s, lo, hi = 1 / r.ratio, 1 / r.high, 1 / r.low
+    text = f"{s:.2f}x [{lo:.2f}, {hi:.2f}]"
+    if not r.significant:
+        return f"not significant ({text})"
+    return text if s > 1 else f"{text} (slower)"
+
+
+def _ms(x: Optional[float]) -> str:
+    if x is None or x != x:
+        return "-"
+    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+
+
+def _money(x: float) -> str:
+    if not math.isfinite(x):
+        return "-"
+    return f"${x:.3g}" if x < 100 else f"${x:,.0f}"
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
+    out = ["| " + " | ".join(map(str, header)) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out + [""]
+
+
+def _fmt_s(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
+
+
+# ------------------------------------------------------------------------------------------------ one result
+def _env_rows(env: Dict[str, Any]) -> List[Tuple[str, str]]:
+    feats = env.get("features") or {}
+    on = ", ".join(k for k, v in feats.items() if v) or "-"
+    flags = env.get("mxnet_flags") or {}
+    return [
+        ("MXNet", f"{env.get('mxnet_distribution')} {env.get('mxnet_dist_version')} (mx.__version__ "
+                  f"{env.get('mxnet_version')})"),
+        ("MKLDNN/oneDNN", "yes" if feats.get("MKLDNN") else "no"),
+        ("CUDA build", "yes" if feats.get("CUDA") else "no"),
+        ("build features on", on),
+        ("OpenMP threads", str(env.get("omp_threads"))),
+        ("CPU", f"{env.get('cpu_model')} ({env.get('cpu_count')} usable CPUs)"),
+        ("GPUs visible", str(env.get("num_gpus"))),
+        ("GluonNLP / NumPy / Python", f"{env.get('gluonnlp_version')} / {env.get('numpy_version')} / "
+                                      f"{env.get('python_version')}"),
+        ("platform", str(env.get("platform"))),
+        ("MXNET_* flags set", ", ".join(f"{k}={v}" for k, v in flags.items()) or "(none)"),
+    ]
+
+
+def _parity_lines(parity: Optional[Dict[str, Any]]) -> List[str]:
+    if parity is None:
+        return ["Not run (`--no-parity`).", ""]
+    out: List[str] = []
+    ops = parity.get("ops")
+    if ops:
+        c = ops["counts"]
+        out.append(f"Op level (CPU, quick grid): {c['pass']} passed, {c['fail']} failed, {c['error']} errors, "
+                   f"{c['skip']} skipped.")
+        out.append("")
+        rows = [(r["path"], r["mode"], f"{r['ran']}/{r['skipped']}",
+                 "-" if r["worst_ratio"] is None else f"{r['worst_ratio']:.3g}",
+                 r["verdict"] + (f": {r['detail'][:160]}".replace("|", "/") if r["verdict"] != "PASS" and r["detail"]
+                                 else ""))
+                for r in ops["rows"] if r["verdict"] != "SKIP"]
+        out += _md_table(("op path", "mode", "run/skip", "worst err/bound", "verdict"), rows)
+        skipped = [r for r in ops["rows"] if r["verdict"] == "SKIP"]
+        if skipped:
+            out.append(f"{len(skipped)} (path, mode) groups skipped on this build, e.g. {skipped[0]['path']} "
+                       f"{skipped[0]['mode']}: {skipped[0]['detail'][:200]}")
+            out.append("")
+    model = parity.get("model")
+    if model:
+        c = model["counts"]
+        out.append(f"Whole model ('small' BERT, batch {model.get('batch')} x seq {model.get('seq_len')}): "
+                   f"{c['pass']} passed, {c['fail']} failed, {c['error']} errors, {c['skip']} skipped.")
+        out.append("")
+        out += _md_table(("path", "status", "worst err/bound or agreement", "detail"),
+                         [(r["path"], r["status"].upper(), r["figure"], r["detail"][:200].replace("|", "/"))
+                          for r in model["cases"]])
+    return out
+
+
+def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
+    """The report of one run: environment, timer overhead, parity, per-sequence-length tables, speed-ups."""
+    env = doc["env"]
+    prices = _prices(doc)
+    peak = doc.get("gemm_peak_gflops")
+    ms = measurements(doc)
+    cfg = doc.get("config") or {}
+    lines = [f"# perfsuite run: {label(doc)}, profile {cfg.get('profile', '?')}", ""]
+    status = doc.get("status", "?")
+    if status != "complete":
+        lines += [f"> **Status: {status}.** " + (f"The run stopped early ({doc.get('error', 'no reason recorded')}); "
+                                                   if status == "interrupted" else "The run has not finished; ")
+                  + "this report holds what was measured before that.", ""]
+    lines += [f"Started {doc.get('started_utc', '?')}, finished {doc.get('finished_utc') or '-'}, took "
+              f"{_fmt_s(doc.get('elapsed_s'))}. perfsuite {doc.get('perfsuite_version', '?')}. Results: "
+              f"`results.json` (raw samples and metadata, format {RESULTS_FORMAT} v{RESULTS_FORMAT_VERSION}).", ""]
+    note = mkldnn_note([env])
+    if note:
+        lines += [f"> **Note:** {note}", ""]
+
+    lines += ["## Environment", ""]
+    lines += _md_table(("", ""), _env_rows(env))
+    if cfg.get("threads_note"):
+        lines += [cfg["threads_note"], ""]
+    timing = cfg.get("timing") or {}
+    if timing:
+        lines += [f"Timing: {timing.get('warmup')} warm-up call(s) after the first (binding) call, at least "
+                  f"{timing.get('min_repeat')} clean samples and {timing.get('min_time_s')} s per workload, at most "
+                  f"{timing.get('max_repeat')} samples or {timing.get('max_time_s')} s; speed-ups from "
+                  f"{timing.get('rounds')} alternating rounds. Every sample ends with `mx.nd.waitall()`; a sample "
+                  "during which other processes used more than a quarter of a core is marked contaminated and "
+                  "dropped from the statistics.", ""]
+
+    lines += ["## Timer overhead and GEMM peak", ""]
+    ov = doc.get("timer_overhead")
+    if ov:
+        lines += _md_table(("loop body", "per call"), [
+            ("bare `perf_counter()` loop", f"{ov['bare_loop_s'] * 1e6:.2f} us"),
+            ("perfsuite timer (CPU and /proc/stat reads), empty body", f"{ov['timer_s'] * 1e6:.2f} us"),
+            ("perfsuite timer + `mx.nd.waitall()`, empty body", f"{ov['timer_with_waitall_s'] * 1e6:.2f} us")])
+    if peak:
+        reps = timing.get("gemm_repeat", 5)
+        runs = doc.get("gemm_peak_runs_gflops") or [peak]
+        when = (f"best of {reps} calls, at the start and the end of the run: "
+                f"{', '.join(f'{r:.1f}' for r in runs)} GFLOP/s" if len(runs) > 1 else f"best of {reps} calls")
+        lines += [f"FP32 GEMM peak of this machine through MXNet ({doc.get('gemm_n', '?')}^3 `dot`, {when}): "
+                  f"**{peak:.1f} GFLOP/s**; the '% of peak' columns divide each workload's achieved GFLOP/s "
+                  "(GEMM and attention FLOPs of one forward pass / median latency) by it.", ""]
+
+    lines += ["## Parity", ""] + _parity_lines(doc.get("parity"))
+
+    groups = _groups(ms)
+    for key, gms in groups.items():
+        paths = _ordered_paths(gms)
+        batches = sorted({m.workload["batch"] for m in gms})
+        fig = {(m.workload["path"], m.workload["batch"]): workload_figures(m, peak, prices) for m in gms}
+        lines += [f"## {_group_title(key)}", ""]
+        for p in plots:
+            if _slug(key) in p:
+                lines += [f"![{p}]({p})", ""]
+        lines += ["### Latency (ms): median (IQR)", ""]
+        lines += _md_table(["batch"] + paths, [
+            [b] + [f"{_ms(fig[(p, b)]['median_ms'])} ({_ms(fig[(p, b)]['iqr_ms'])})" if (p, b) in fig else "-"
+                   for p in paths] for b in batches])
+        lines += ["### Throughput (sentences/s)", ""]
+        lines += _md_table(["batch"] + paths, [
+            [b] + [f"{fig[(p, b)]['throughput']:.3g}" if (p, b) in fig else "-" for p in paths] for b in batches])
+        lines += ["### Cost per 1M requests (this machine's throughput at each instance price)", ""]
+        lines += _md_table(["batch", "path"] + [_price_label(n, v) for n, v in prices.items()], [
+            [b, p] + [_money(fig[(p, b)]["cost"][n]) for n in prices]
+            for b in batches for p in paths if (p, b) in fig])
+        lines += ["### Every figure per workload", ""]
+        lines += _md_table(
+            ("path", "batch", "median ms", "IQR ms", "p90 ms", "p99 ms", "sent/s", "GFLOP/s", "% of GEMM peak",
+             "peak RSS MiB", "samples", "dropped", "noisy"),
+            [(p, b, _ms(f["median_ms"]), _ms(f["iqr_ms"]), _ms(f["p90_ms"]), _ms(f["p99_ms"]),
+              f"{f['throughput']:.3g}", f"{f['gflops']:.3g}",
+              "-" if f["peak_fraction"] is None else f"{100 * f['peak_fraction']:.0f}%",
+              "-" if f["peak_rss_mib"] is None else f"{f['peak_rss_mib']:.0f}", f["n"],
+              f"{f['dropped']} (all!)" if f["dropped"] == f["n"] else f["dropped"], "yes" if f["noisy"] else "no")
+             for p in paths for b in batches if (p, b) in fig for f in [fig[(p, b)]]])
+        lines += ["Noisy: IQR above 10% of the median. Dropped: samples during which other processes took more "
+                  "than a quarter of a core (excluded from the statistics). Peak RSS is the process's peak "
+                  "resident memory while the workload was timed (all prepared models included).", ""]
+        tainted = [f"{p} batch {b}" for p in paths for b in batches
+                   if (p, b) in fig and fig[(p, b)]["dropped"] == fig[(p, b)]["n"]]
+        if tainted:
+            lines += [f"**Every sample of {', '.join(tainted)} was contaminated** by other processes: their figures "
+                      "include that interference (the statistics fall back to all samples). Re-run on a quieter "
+                      "machine before trusting them.", ""]
+        over = sorted({p for (p, b), f in fig.items() if (f["peak_fraction"] or 0) > 1})
+        if over:
+            lines += [f"Above 100% of the measured GEMM peak ({', '.join(over)}): the peak is measured with "
+                      "`mx.nd.dot`, which runs on the build's BLAS library, while the model's FullyConnected layers "
+                      "run on oneDNN, which can be faster (in the 1.7.0.post2 CPU wheel `dot` runs at about "
+                      "single-core speed); int8 runs 8-bit integer kernels, counted here in FP32-equivalent "
+                      "operations; and on a shared machine the peak is underestimated when another process held a "
+                      "core during all of its calls.", ""]
+
+    lines += ["## Speed-up of each optimization", ""]
+    lines += _speedup_lines(doc)
+
+    skipped = doc.get("skipped") or []
+    errors = doc.get("errors") or []
+    if skipped or errors:
+        lines += ["## Not measured", ""]
+        lines += _md_table(("workload", "why"),
+                           [(s["id"], "skipped: " + s["reason"]) for s in skipped]
+                           + [(e["id"], "ERROR: " + e["error"].replace("|", "/")[:300]) for e in errors])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _speedup_lines(doc: Dict[str, Any]) -> List[str]:
+    recs = doc.get("speedups") or []
+    lines: List[str] = []
+    if recs:
+        lines += ["Speed-up = baseline median time / optimized median time, from samples of the two callables "
+                  "taken in alternation (A B A B ...), with a 95% paired-bootstrap interval; 'not significant' "
+                  "when the interval includes 1.", ""]
+        by_group: Dict[GroupKey, List[Dict[str, Any]]] = {}
+        for r in recs:
+            by_group.setdefault((r["model"], r["task"], r["seq_len"]), []).append(r)
+        for key, rs in by_group.items():
+            labels = list(dict.fromkeys(r["label"] for r in rs))
+            batches = sorted({r["batch"] for r in rs})
+            cell = {(r["label"], r["batch"]): format_speedup(speedup_ratio(r)) for r in rs}
+            lines += [f"### {_group_title(key)}", ""]
+            header = ["batch"] + [f"{lab} ({r['optimized']} / {r['baseline']})" for lab in labels
+                                  for r in [next(x for x in rs if x["label"] == lab)]]
+            lines += _md_table(header, [[b] + [cell.get((lab, b), "-") for lab in labels] for b in batches])
+    else:
+        lines += ["No speed-up was measured (no optimization had both its paths selected and runnable).", ""]
+    for s in doc.get("speedups_skipped") or []:
+        lines.append(f"- {s['label']} ({s['optimized']} vs {s['baseline']}): not measured: {s['reason']}")
+    return lines + [""]
+
+
+def text_summary(doc: Dict[str, Any], price: str = "c5.xlarge") -> str:
+    """Plain-text tables for the terminal: per sequence length, median latency, throughput and cost per batch
+    size and path; then the speed-ups."""
+    prices = _prices(doc)
+    peak = doc.get("gemm_peak_gflops")
+    out: List[str] = []
+    shown = [price] + ([USER_PRICE] if USER_PRICE in prices else [])
+    for key, gms in _groups(measurements(doc)).items():
+        out.append(f"{_group_title(key)} ({label(doc)})")
+        rows = [("path", "batch", "median ms", "IQR ms", "sent/s")
+                + tuple(f"$/1M {_price_label(n, prices[n])}" for n in shown)]
+        for m in sorted(gms, key=lambda m: (_ordered_paths(gms).index(m.workload["path"]), m.workload["batch"])):
+            f = workload_figures(m, peak, prices)
+            rows.append((m.workload["path"], str(m.workload["batch"]), _ms(f["median_ms"]), _ms(f["iqr_ms"]),
+                         f"{f['throughput']:.3g}") + tuple(_money(f["cost"][n]) for n in shown))
+        out += _align(rows) + [""]
+    recs = doc.get("speedups") or []
+    if recs:
+        out.append("speed-ups (baseline / optimized, alternating samples, 95% CI)")
+        rows = [("optimization", "model/task/seq", "batch", "speed-up")]
+        for r in recs:
+            rows.append((r["label"], f"{r['model']}/{r['task']}/{r['seq_len']}", str(r["batch"]),
+                         format_speedup(speedup_ratio(r))))
+        out += _align(rows)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _align(rows: Sequence[Sequence[str]]) -> List[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for j, r in enumerate(rows):
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if j == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ plots
+def _figure(ncols: int, nrows: int = 1, width: float = 6.0, height: float = 4.2) -> Any:
+    """A Matplotlib figure on the Agg canvas (no pyplot, no display, no global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height * nrows), dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _batch_axis(ax: Any, batches: Sequence[int]) -> None:
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(list(batches)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([str(b) for b in batches])
+    ax.set_xlabel("batch size (sentences per forward pass, log scale)")
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def _log_y(ax: Any, money: bool = False) -> None:
+    """Log-scale y with plain tick labels at 1, 2, 5 x 10^k (no 10^k notation)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    lo, hi = ax.dataLim.y0, ax.dataLim.y1
+    narrow = lo > 0 and hi / lo < 8  # less than a decade: more labelled ticks
+    subs = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0) if narrow else (1.0, 2.0, 5.0)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: (f"${v:g}" if money else f"{v:g}")))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _shared_legend(fig: Any, ax: Any, title: str) -> None:
+    """One legend for the whole figure, below the panels (never over the data), then a tight layout."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, title=title, loc="lower center", ncol=min(len(labels), 6), fontsize=9,
+               title_fontsize=9, frameon=False)
+    height = fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, min(0.25, 0.5 / height), 1, 1))
+
+
+_STYLES = ("o-", "s-", "^-", "D-", "v-", "P-", "X-", "*-", "h-")
+
+
+def _matplotlib_missing() -> Optional[str]:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return "matplotlib is not installed (pip install matplotlib): the report has tables but no plots"
+    return None
+
+
+def make_plots(doc: Dict[str, Any], out_dir: "os.PathLike[str] | str") -> List[str]:
+    """latency_<model>_<task>_L<seq>.png (median latency with IQR bars and throughput vs batch size, one line per
+    path) and cost_<...>.png (cost per 1M requests vs batch size, one panel per instance price). Returns the
+    file names written."""
+    if _matplotlib_missing():
+        return []
+    out_dir = Path(out_dir)
+    prices = _prices(doc)
+    peak = doc.get("gemm_peak_gflops")
+    env = doc["env"]
+    written: List[str] = []
+    for key, gms in _groups(measurements(doc)).items():
+        paths = _ordered_paths(gms)
+        batches = sorted({m.workload["batch"] for m in gms})
+        figs = {(m.workload["path"], m.workload["batch"]): workload_figures(m, peak, prices) for m in gms}
+        sub = f"{label(doc)}, {env.get('omp_threads')} OpenMP threads, {env.get('cpu_model')}"
+
+        fig = _figure(2)
+        ax_l, ax_t = fig.subplots(1, 2)
+        for i, p in enumerate(paths):
+            bs = [b for b in batches if (p, b) in figs]
+            med = np.array([figs[(p, b)]["median_ms"] for b in bs])
+            lo = med - np.array([figs[(p, b)]["q1_ms"] for b in bs])
+            hi = np.array([figs[(p, b)]["q3_ms"] for b in bs]) - med
+            ax_l.errorbar(bs, med, yerr=[lo, hi], fmt=_STYLES[i % len(_STYLES)], capsize=3, label=p)
+            ax_t.plot(bs, [figs[(p, b)]["throughput"] for b in bs], _STYLES[i % len(_STYLES)], label=p)
+        _log_y(ax_l)
+        ax_l.set_ylabel("median latency per batch (ms, log scale)")
+        ax_l.set_title("Latency (error bars: interquartile range)")
+        ax_t.set_ylabel("throughput (sentences/s)")
+        ax_t.set_ylim(bottom=0)
+        ax_t.set_title("Throughput at the median latency")
+        for ax in (ax_l, ax_t):
+            _batch_axis(ax, batches)
+        fig.suptitle(f"{_group_title(key)}\n{sub}", fontsize=11)
+        _shared_legend(fig, ax_l, "path")
+        name = f"latency_{_slug(key)}.png"
+        fig.savefig(out_dir / name)
+        written.append(name)
+
+        ncols = 2 if len(prices) in (2, 4) else min(3, len(prices))
+        nrows = math.ceil(len(prices) / ncols)
+        fig = _figure(ncols, nrows, width=4.6, height=3.8)
+        axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+        for j, (ax, (pname, price)) in enumerate(zip(axes, prices.items())):
+            for i, p in enumerate(paths):
+                bs = [b for b in batches if (p, b) in figs]
+                ax.plot(bs, [figs[(p, b)]["cost"][pname] for b in bs], _STYLES[i % len(_STYLES)], label=p)
+            _log_y(ax, money=True)
+            ax.set_ylabel("cost per 1M requests (log scale)")
+            ax.set_title(_price_label(pname, price), fontsize=10)
+            _batch_axis(ax, batches)
+            ax.xaxis.label.set_size(8)
+        for ax in axes[len(prices):]:
+            ax.set_visible(False)
+        fig.suptitle(f"Cost per 1M requests at this machine's throughput: {_group_title(key)}\n{sub}",
+                     fontsize=11)
+        _shared_legend(fig, axes[0], "path")
+        name = f"cost_{_slug(key)}.png"
+        fig.savefig(out_dir / name)
+        written.append(name)
+    return written
+
+
+def render(doc: Dict[str, Any], out_dir: "os.PathLike[str] | str") -> Tuple[Path, List[str]]:
+    """Write report.md and the PNG plots of one result into out_dir; returns (report path, plot names)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise PerfsuiteInputError(f"output folder {str(out_dir)!r} does not exist")
+    plots = make_plots(doc, out_dir)
+    text = render_markdown(doc, plots)
+    missing = _matplotlib_missing()
+    if missing:
+        text += f"\n> {missing}\n"
+    return _write_text(out_dir / "report.md", text), plots
+
+
+def _write_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ comparison
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One workload across results: each result's median (None when it lacks the workload) and each result's
+    ratio to the baseline."""
+
+    workload: Tuple[str, str, str, int, int]  # model, path, task, batch, seq_len
+    medians_s: Tuple[Optional[float], ...]
+    ratios: Tuple[Optional[Ratio], ...]  # None for the baseline itself or where a median is missing
+
+
+def _wkey(m: Measurement) -> Tuple[str, str, str, int, int]:
+    w = m.workload
+    return (w["model"], w["path"], w["task"], w["batch"], w["seq_len"])
+
+
+def comparison_rows(docs: Sequence[Dict[str, Any]], baseline: int = 0) -> List[ComparisonRow]:
+    """Per workload: each result's median and its ratio to the baseline result's median, with an unpaired
+    bootstrap interval on the clean samples (separate runs cannot be paired)."""
+    if not 0 <= baseline < len(docs):
+        raise PerfsuiteInputError(f"baseline {baseline + 1}: allowed 1 to {len(docs)} (a position among the results)")
+    per = [{_wkey(m): m for m in measurements(d)} for d in docs]
+    keys = list(dict.fromkeys(k for p in per for k in p))
+    rows = []
+    for k in keys:
+        base = per[baseline].get(k)
+        meds, ratios = [], []
+        for i, p in enumerate(per):
+            m = p.get(k)
+            meds.append(m.median_s if m else None)
+            if i == baseline or m is None or base is None:
+                ratios.append(None)
+            else:
+                ratios.append(ratio_of_medians(m.clean, base.clean, paired=False))
+        rows.append(ComparisonRow(k, tuple(meds), tuple(ratios)))
+    return rows
+
+
+def _labels(docs: Sequence[Dict[str, Any]]) -> List[str]:
+    labels = [label(d) for d in docs]
+    return [f"{lab} (#{i + 1})" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
+
+
+def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str] | str",
+                      baseline: int = 0) -> Tuple[Path, List[str], str]:
+    """Side-by-side comparison of several results (e.g. two MXNet versions): comparison.md, compare_*.png;
+    returns (report path, plot names, a plain-text table for the terminal)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise PerfsuiteInputError(f"output folder {str(out_dir)!r} does not exist")
+    rows = comparison_rows(docs, baseline)
+    labels = _labels(docs)
+    base_label = labels[baseline]
+    plots = _comparison_plots(docs, labels, out_dir)
+
+    lines = [f"# perfsuite comparison: {' vs '.join(labels)}", "",
+             f"Baseline: **{base_label}**. Ratio = median time / baseline median time (> 1 slower), with a 95% "
+             "bootstrap interval resampling each result's clean samples independently; the verdict calls a change "
+             "only when the interval excludes 1 and the change exceeds 5%.", ""]
+    note = mkldnn_note([d["env"] for d in docs])
+    if note:
+        lines += [f"> **Note:** {note}", ""]
+    lines += ["## Results compared", ""]
+    lines += _md_table(("", "result", "status", "profile", "OpenMP threads", "MKLDNN", "CPU", "GEMM peak GFLOP/s",
+                        "file"),
+                       [(lab, f"mx.__version__ {d['env'].get('mxnet_version')}", d.get("status"),
+                         (d.get("config") or {}).get("profile"), d["env"].get("omp_threads"),
+                         "yes" if (d["env"].get("features") or {}).get("MKLDNN") else "no", d["env"].get("cpu_model"),
+                         f"{d['gemm_peak_gflops']:.1f}" if d.get("gemm_peak_gflops") else "-", d.get("_source", "-"))
+                        for lab, d in zip(labels, docs)])
+    others = [i for i in range(len(docs)) if i != baseline]
+    header = (["path", "batch"] + [f"{lab} median ms" for lab in labels]
+              + [f"{labels[i]} / {base_label}" for i in others] + [f"verdict {labels[i]}" for i in others])
+    text_rows = [("workload",) + tuple(f"{lab} ms" for lab in labels)
+                 + tuple(f"ratio {labels[i]}" for i in others)]
+    by_group: Dict[GroupKey, List[ComparisonRow]] = {}
+    for r in rows:
+        model, path, task, batch, seq = r.workload
+        by_group.setdefault((model, task, seq), []).append(r)
+    for key, rs in by_group.items():
+        lines += [f"## {_group_title(key)}", ""]
+        for p in plots:
+            if _slug(key) in p:
+                lines += [f"![{p}]({p})", ""]
+        table = []
+        for r in rs:
+            meds = [_ms(m * 1e3) if m is not None else "-" for m in r.medians_s]
+            ratio_cells = [f"{r.ratios[i].ratio:.3f} [{r.ratios[i].low:.3f}, {r.ratios[i].high:.3f}]"
+                           if r.ratios[i] else "-" for i in others]
+            verdicts = [r.ratios[i].describe() if r.ratios[i] else "-" for i in others]
+            table.append([r.workload[1], r.workload[3]] + meds + ratio_cells + verdicts)
+            text_rows.append((f"{r.workload[0]}/{r.workload[1]}/{r.workload[2]}/b{r.workload[3]}/L{r.workload[4]}",)
+                             + tuple(meds) + tuple(f"{c} {r.ratios[i].verdict}" if r.ratios[i] else "-"
+                                                   for c, i in zip(ratio_cells, others)))
+        lines += _md_table(header, table)
+    if any(d.get("speedups") for d in docs):
+        lines += ["## Speed-ups per result", ""]
+        lines += ["Each result's speed-ups (baseline / optimized time from alternating samples, 95% CI).", ""]
+        cells: Dict[Tuple[str, str, str, int, int], List[str]] = {}
+        for j, d in enumerate(docs):
+            for s in d.get("speedups") or []:
+                k = (s["label"], s["model"], s["task"], s["seq_len"], s["batch"])
+                cells.setdefault(k, ["-"] * len(docs))[j] = format_speedup(speedup_ratio(s))
+        lines += _md_table(["optimization", "model/task/seq", "batch"] + labels,
+                           [[k[0], f"{k[1]}/{k[2]}/{k[3]}", k[4]] + v for k, v in cells.items()])
+    report = _write_text(out_dir / "comparison.md", "\n".join(lines).rstrip() + "\n")
+    return report, plots, "\n".join(_align(text_rows)) + "\n"
+
+
+def _comparison_plots(docs: Sequence[Dict[str, Any]], labels: Sequence[str], out_dir: Path) -> List[str]:
+    if _matplotlib_missing():
+        return []
+    per = [_groups(measurements(d)) for d in docs]
+    keys = list(dict.fromkeys(k for p in per for k in p))
+    written = []
+    for key in keys:
+        paths = list(dict.fromkeys(pth for p in per for pth in _ordered_paths(p.get(key, []))))
+        batches = sorted({m.workload["batch"] for p in per for m in p.get(key, [])})
+        ncols = min(2, len(paths))
+        nrows = math.ceil(len(paths) / ncols)
+        fig = _figure(ncols, nrows, width=5.4, height=4.0)
+        axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+        for ax, pth in zip(axes, paths):
+            for i, (lab, p) in enumerate(zip(labels, per)):
+                ms = sorted((m for m in p.get(key, []) if m.workload["path"] == pth), key=lambda m: m.workload["batch"])
+                if not ms:
+                    continue
+                bs = [m.workload["batch"] for m in ms]
+                med = np.array([m.median_s * 1e3 for m in ms])
+                q = np.array([np.percentile(m.clean, [25, 75]) * 1e3 for m in ms])
+                ax.errorbar(bs, med, yerr=[med - q[:, 0], q[:, 1] - med], fmt=_STYLES[i % len(_STYLES)],
+                            capsize=3, label=lab)
+            _log_y(ax)
+            ax.set_ylabel("median latency per batch (ms, log scale)")
+            ax.set_title(f"path {pth}", fontsize=10)
+            _batch_axis(ax, batches)
+            ax.xaxis.label.set_size(8)
+        for ax in axes[len(paths):]:
+            ax.set_visible(False)
+        fig.suptitle(f"Latency by MXNet version (error bars: IQR): {_group_title(key)}", fontsize=11)
+        _shared_legend(fig, axes[0], "MXNet")
+        name = f"compare_{_slug(key)}.png"
+        fig.savefig(out_dir / name)
+        written.append(name)
+    return written
+
+
+def default_compare_dir(root: "os.PathLike[str] | str" = "results") -> Path:
+    """results/compare-<timestamp>/ (not created)."""
+    return Path(root) / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
