@@ -174,6 +174,17 @@ def _select_cases(args: argparse.Namespace) -> list:
             if (args.path is None or c.path in args.path) and (args.mode is None or c.mode in args.mode)]
 
 
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Aligned columns; the last column (the verdict with its reason) is left unpadded."""
+    widths = [max(len(str(x[i])) for x in [header, *rows]) for i in range(len(header) - 1)]
+    out = []
+    for row in [header, *rows]:
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + str(row[-1]))
+        if row is header:
+            out.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    return "\n".join(out)
+
+
 def format_parity_table(rows: Sequence[Any]) -> str:
     """The parity summary as an aligned text table."""
     header = ("path", "mode", "device", "run/skip", "shapes", "worst err/bound", "verdict")
@@ -184,13 +195,7 @@ def format_parity_table(rows: Sequence[Any]) -> str:
         ratio = "-" if r.worst_ratio != r.worst_ratio else f"{r.worst_ratio:.3g}"
         verdict = r.verdict if r.verdict == "PASS" else f"{r.verdict}: {r.detail}"
         lines.append((r.path, r.mode, r.device, f"{ran}/{r.counts['skip']}", shapes, ratio, verdict))
-    widths = [max(len(str(x[i])) for x in [header] + lines) for i in range(len(header) - 1)]
-    out = []
-    for row in [header] + lines:
-        out.append("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + str(row[-1]))
-        if row is header:
-            out.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
-    return "\n".join(out)
+    return _text_table(header, lines)
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
@@ -283,13 +288,7 @@ def format_model_table(outcomes: Sequence[Any]) -> str:
             ratio = "-"
         verdict = o.status.upper() + ("" if o.status == "pass" else f": {o.detail.splitlines()[0][:240]}")
         rows.append((o.case.model, o.case.path, f"{o.case.batch} x {o.case.seq_len}", o.case.inputs, ratio, verdict))
-    widths = [max(len(str(x[i])) for x in [header] + rows) for i in range(len(header) - 1)]
-    out = []
-    for row in [header] + rows:
-        out.append("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + str(row[-1]))
-        if row is header:
-            out.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
-    return "\n".join(out)
+    return _text_table(header, rows)
 
 
 def _cmd_model_parity(args: argparse.Namespace, info: Any, gpu_note: str) -> int:
@@ -479,7 +478,8 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
             "Profiles: quick (BERT-base, seq 128, batch 1-32, CPU paths; under 10 minutes on 2 cores), full (the "
             "seed's grid; real hardware), smoke (tiny model; seconds). With OMP_NUM_THREADS unset, it is set to "
             "every usable CPU (MXNet's default is half). Exit codes: 0 ok; 1 a parity check failed or a workload "
-            "raised; 2 bad usage; 3 nothing could be measured; 130 interrupted (results so far are kept). "
+            "raised; 2 bad usage; 3 nothing could be measured; 130/143 interrupted by Ctrl-C/SIGTERM (results "
+            "so far are kept). "
             "Example: perfsuite run --profile quick --price-per-hour 0.34 --out results/mine"),
     )
     parser.add_argument("--profile", default="quick", help="quick (default), full or smoke")
