@@ -157,6 +157,8 @@ def format_speedup(r: Ratio) -> str:
     text = f"{s:.2f}x [{lo:.2f}, {hi:.2f}]"
     if not r.significant:
         return f"not significant ({text})"
+    if r.verdict == "same":  # significant, but within the threshold: no change is called
+        return f"{text} (within {r.threshold:.0%})"
     return text if s > 1 else f"{text} (slower)"
 
 
@@ -615,9 +617,9 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
     if note:
         lines += [f"> **Note:** {note}", ""]
     lines += ["## Results compared", ""]
-    lines += _md_table(("", "result", "status", "profile", "OpenMP threads", "MKLDNN", "CPU", "GEMM peak GFLOP/s",
-                        "file"),
-                       [(lab, f"mx.__version__ {d['env'].get('mxnet_version')}", d.get("status"),
+    lines += _md_table(("", "result", "status", "parity", "profile", "OpenMP threads", "MKLDNN", "CPU",
+                        "GEMM peak GFLOP/s", "file"),
+                       [(lab, f"mx.__version__ {d['env'].get('mxnet_version')}", d.get("status"), _parity_cell(d),
                          (d.get("config") or {}).get("profile"), d["env"].get("omp_threads"),
                          "yes" if (d["env"].get("features") or {}).get("MKLDNN") else "no", d["env"].get("cpu_model"),
                          f"{d['gemm_peak_gflops']:.1f}" if d.get("gemm_peak_gflops") else "-", d.get("_source", "-"))
@@ -659,6 +661,19 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
                            [[k[0], f"{k[1]}/{k[2]}/{k[3]}", k[4]] + v for k, v in cells.items()])
     report = _write_text(out_dir / "comparison.md", "\n".join(lines).rstrip() + "\n")
     return report, plots, "\n".join(_align(text_rows)) + "\n"
+
+
+def _parity_cell(doc: Dict[str, Any]) -> str:
+    """'ops 67/77 passed, model 1/4 passed' (ran cases only), or 'not run'."""
+    par = doc.get("parity")
+    if not par:
+        return "not run"
+    parts = []
+    for key, name in (("ops", "ops"), ("model", "model")):
+        c = (par.get(key) or {}).get("counts")
+        if c:
+            parts.append(f"{name} {c['pass']}/{c['pass'] + c['fail'] + c['error']} passed")
+    return ", ".join(parts) or "not run"
 
 
 def _comparison_plots(docs: Sequence[Dict[str, Any]], labels: Sequence[str], out_dir: Path) -> List[str]:
