@@ -157,8 +157,8 @@ def format_speedup(r: Ratio) -> str:
     text = f"{s:.2f}x [{lo:.2f}, {hi:.2f}]"
     if not r.significant:
         return f"not significant ({text})"
-    if r.verdict == "same":  # significant, but within the threshold: no change is called
-        return f"{text} (within {r.threshold:.0%})"
+    if r.verdict == "same":  # significant, but the interval reaches inside the threshold: no change is called
+        return f"{text} (not clearly beyond {r.threshold:.0%})"
     return text if s > 1 else f"{text} (slower)"
 
 
@@ -286,7 +286,7 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
         runs = doc.get("gemm_peak_runs_gflops") or [peak]
         when = (f"best of {reps} calls, at the start and the end of the run: "
                 f"{', '.join(f'{r:.1f}' for r in runs)} GFLOP/s" if len(runs) > 1 else f"best of {reps} calls")
-        lines += [f"FP32 GEMM peak of this machine through MXNet ({doc.get('gemm_n', '?')}^3 `dot`, {when}): "
+        lines += [f"FP32 GEMM peak of this machine through MXNet ({doc.get('gemm_n', '?')}^3, the faster of `dot` and `FullyConnected`, {when}): "
                   f"**{peak:.1f} GFLOP/s**; the '% of peak' columns divide each workload's achieved GFLOP/s "
                   "(GEMM and attention FLOPs of one forward pass / median latency) by it.", ""]
 
@@ -333,12 +333,9 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
                       "machine before trusting them.", ""]
         over = sorted({p for (p, b), f in fig.items() if (f["peak_fraction"] or 0) > 1})
         if over:
-            lines += [f"Above 100% of the measured GEMM peak ({', '.join(over)}): the peak is measured with "
-                      "`mx.nd.dot`, which runs on the build's BLAS library, while the model's FullyConnected layers "
-                      "run on oneDNN, which can be faster (in the 1.7.0.post2 CPU wheel `dot` runs at about "
-                      "single-core speed); int8 runs 8-bit integer kernels, counted here in FP32-equivalent "
-                      "operations; and on a shared machine the peak is underestimated when another process held a "
-                      "core during all of its calls.", ""]
+            lines += [f"Above 100% of the measured GEMM peak ({', '.join(over)}): int8 runs 8-bit integer kernels, "
+                      "counted here in FP32-equivalent operations; and on a shared machine the peak is "
+                      "underestimated when another process held a core during all of its calls.", ""]
 
     lines += ["## Speed-up of each optimization", ""]
     lines += _speedup_lines(doc)

@@ -26,6 +26,9 @@ def write_json_atomic(path: PathLike, obj: Dict[str, Any]) -> Path:
     if not folder.is_dir():
         raise PerfsuiteInputError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared like any other file
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(obj, fh, indent=1, sort_keys=False, default=_jsonable)

@@ -351,8 +351,8 @@ def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO
                    "seq_lens": sorted({w.seq_len for w in workloads}), "timing": asdict(timing),
                    "parity": opts.parity, "threads_note": opts.threads_note},
         "env": info.to_dict(), "prices": prices, "timer_overhead": None, "gemm_n": timing.gemm_n,
-        "gemm_peak_gflops": None, "gemm_peak_runs_gflops": [], "parity": None, "measurements": [], "skipped": [], "errors": [],
-        "speedups": [], "speedups_skipped": [],
+        "gemm_peak_gflops": None, "gemm_peak_runs_gflops": [], "parity": None, "measurements": [], "skipped": [],
+        "errors": [], "speedups": [], "speedups_skipped": [],
     }
 
     def save() -> None:

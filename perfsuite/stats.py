@@ -43,7 +43,7 @@ class Ratio:
         if self.verdict == "faster":
             return f"{1 / self.ratio:.2f}x faster {ci}"
         if self.significant:
-            return f"within threshold ({self.ratio:.3f}x, {ci}, threshold {self.threshold:.0%})"
+            return f"not clearly beyond {self.threshold:.0%} ({self.ratio:.3f}x, {ci})"
         return f"not significant ({self.ratio:.3f}x, {ci})"
 
 

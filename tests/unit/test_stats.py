@@ -49,7 +49,7 @@ def test_significant_but_below_threshold_is_same():
     r = ratio_of_medians(base * 1.02, base, paired=True)  # exactly 2 % slower in every pair
     assert r.significant and r.low == pytest.approx(1.02) and r.high == pytest.approx(1.02)
     assert r.verdict == "same"  # 2 % < the 5 % threshold
-    assert r.describe().startswith("within threshold (1.020x")
+    assert r.describe().startswith("not clearly beyond 5% (1.020x")
     assert ratio_of_medians(base * 1.02, base, paired=True, threshold=0.01).verdict == "slower"
 
 
