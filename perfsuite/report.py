@@ -5,7 +5,7 @@ those samples when the report is rendered, so `perfsuite report` re-renders or c
 as `perfsuite run` rendered them. Per workload: median latency with IQR, p90, p99; throughput (sentences/s);
 cost per 1M requests at the seed's instance prices and the user's; achieved GFLOP/s and its fraction of the GEMM
 peak measured in the same run; peak memory; contaminated (dropped) samples; the noisy flag. The speed-up of each
-optimization is the ratio of medians of samples taken in alternation (paired bootstrap interval).
+optimization and every comparison of results are decided by perfsuite.stats (the one statistics module).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import numpy as np
 
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.results import read_result
-from perfsuite.stats import Ratio, ratio_of_medians
+from perfsuite.stats import Comparison, compare_paired, compare_runs, min_units_paired
 from perfsuite.timing import Measurement
 
 __all__ = ["RESULTS_FORMAT", "RESULTS_FORMAT_VERSION", "PRICES", "USER_PRICE", "cost_per_million", "load",
            "label", "measurements", "workload_figures", "speedup_ratio", "format_speedup", "render",
            "render_markdown", "make_plots", "render_comparison", "comparison_rows", "text_summary",
-           "mkldnn_note", "default_compare_dir", "ComparisonRow"]
+           "mkldnn_note", "default_compare_dir", "ComparisonRow", "sides", "SPEEDUP_THRESHOLD"]
 
 RESULTS_FORMAT = "perfsuite-results"
 RESULTS_FORMAT_VERSION = 1
@@ -138,28 +138,40 @@ def _ordered_paths(ms: Iterable[Measurement]) -> List[str]:
     return list(dict.fromkeys(m.workload["path"] for m in ms))
 
 
-def speedup_ratio(rec: Dict[str, Any]) -> Ratio:
-    """optimized / baseline time from samples taken in alternation, paired (round i of one with round i of the
-    other); pairs where either sample was contaminated are left out while at least 3 clean pairs remain."""
+#: Speed-ups and run comparisons call a change only beyond this fraction (a 5 % threshold, as before).
+SPEEDUP_THRESHOLD = 0.05
+
+
+def speedup_ratio(rec: Dict[str, Any]) -> Comparison:
+    """optimized / baseline time from samples taken in alternation in one process: each round is one pair and,
+    lacking separate processes, one unit (perfsuite.stats.compare_paired). Pairs where either sample was
+    disturbed by another process are left out while enough clean pairs remain for a verdict; otherwise all are
+    kept and the comparison carries a note saying so."""
     opt = np.asarray(rec["optimized_samples_s"], dtype=float)
     base = np.asarray(rec["baseline_samples_s"], dtype=float)
     keep = ~(np.asarray(rec.get("optimized_contaminated", [False] * opt.size), dtype=bool)
              | np.asarray(rec.get("baseline_contaminated", [False] * base.size), dtype=bool))
-    if keep.sum() >= 3:
+    notes: Tuple[str, ...] = ()
+    if keep.sum() >= min_units_paired(0.95):
         opt, base = opt[keep], base[keep]
-    return ratio_of_medians(opt, base, paired=True)
+    elif not keep.all():
+        notes = (f"{int((~keep).sum())} of {keep.size} pairs were disturbed by other processes and are kept",)
+    c = compare_paired(base, opt, confidence=0.95, threshold=SPEEDUP_THRESHOLD, unit="pair")
+    return Comparison(**{**c.__dict__, "notes": notes})
 
 
-def format_speedup(r: Ratio) -> str:
-    """Speed-up as the seed shows it (baseline time / optimized time) with its interval; 'not significant' when
-    the interval of the ratio includes 1."""
-    s, lo, hi = 1 / r.ratio, 1 / r.high, 1 / r.low
-    text = f"{s:.2f}x [{lo:.2f}, {hi:.2f}]"
+def format_speedup(r: Comparison) -> str:
+    """Speed-up as the seed shows it (baseline time / optimized time) with its interval and the verdict."""
+    s = 1 / r.ratio
+    if not r.enough:
+        return f"not enough data ({s:.2f}x on {r.n_units} pairs; a verdict needs >= {r.min_units})"
+    text = f"{s:.2f}x [{1 / r.high:.2f}, {1 / r.low:.2f}]"
+    note = f"; {r.notes[0]}" if r.notes else ""
     if not r.significant:
-        return f"not significant ({text})"
-    if r.verdict == "same":  # significant, but the interval reaches inside the threshold: no change is called
-        return f"{text} (not clearly beyond {r.threshold:.0%})"
-    return text if s > 1 else f"{text} (slower)"
+        return f"not significant ({text}{note})"
+    if r.verdict == "no change":  # significant, but the estimate is inside the threshold: no change is called
+        return f"{text} (within {r.threshold:.0%}{note})"
+    return (text if s > 1 else f"{text} (slower)") + (f" ({note[2:]})" if note else "")
 
 
 def _ms(x: Optional[float]) -> str:
@@ -354,9 +366,12 @@ def _speedup_lines(doc: Dict[str, Any]) -> List[str]:
     recs = doc.get("speedups") or []
     lines: List[str] = []
     if recs:
-        lines += ["Speed-up = baseline median time / optimized median time, from samples of the two callables "
-                  "taken in alternation (A B A B ...), with a 95% paired-bootstrap interval; 'not significant' "
-                  "when the interval includes 1.", ""]
+        lines += ["Speed-up = baseline time / optimized time, from the callables timed in alternation in one "
+                  "process (each round in a seeded order, half of the pairs baseline first): the geometric mean "
+                  "of the per-round ratios with a 95% Student t interval; a change is significant only when that "
+                  "interval excludes 1 and the exact Wilcoxon signed-rank test agrees (p < 0.05), which needs at "
+                  "least 6 rounds ('not enough data' below). Pairs disturbed by other processes are left out. "
+                  "These are within-process figures; for two MXNet builds use `perfsuite gate`.", ""]
         by_group: Dict[GroupKey, List[Dict[str, Any]]] = {}
         for r in recs:
             by_group.setdefault((r["model"], r["task"], r["seq_len"]), []).append(r)
@@ -554,12 +569,12 @@ def _write_text(path: Path, text: str) -> Path:
 # ------------------------------------------------------------------------------------------------ comparison
 @dataclass(frozen=True)
 class ComparisonRow:
-    """One workload across results: each result's median (None when it lacks the workload) and each result's
-    ratio to the baseline."""
+    """One workload across the compared sides: each side's median over its runs' medians (None when no run of
+    that side has the workload) and each side's comparison with the baseline side."""
 
     workload: Tuple[str, str, str, int, int]  # model, path, task, batch, seq_len
     medians_s: Tuple[Optional[float], ...]
-    ratios: Tuple[Optional[Ratio], ...]  # None for the baseline itself or where a median is missing
+    ratios: Tuple[Optional[Comparison], ...]  # None for the baseline itself or where a side lacks the workload
 
 
 def _wkey(m: Measurement) -> Tuple[str, str, str, int, int]:
@@ -567,24 +582,38 @@ def _wkey(m: Measurement) -> Tuple[str, str, str, int, int]:
     return (w["model"], w["path"], w["task"], w["batch"], w["seq_len"])
 
 
+def sides(docs: Sequence[Dict[str, Any]]) -> List[List[int]]:
+    """Which results form one side of a comparison: results of the same MXNet build are replicated runs of one
+    side when at least two builds are present; otherwise every result is its own side."""
+    labels = [label(d) for d in docs]
+    if len(set(labels)) < 2:
+        return [[i] for i in range(len(docs))]
+    order = list(dict.fromkeys(labels))
+    return [[i for i, lab in enumerate(labels) if lab == o] for o in order]
+
+
 def comparison_rows(docs: Sequence[Dict[str, Any]], baseline: int = 0) -> List[ComparisonRow]:
-    """Per workload: each result's median and its ratio to the baseline result's median, with an unpaired
-    bootstrap interval on the clean samples (separate runs cannot be paired)."""
+    """Per workload and side: the median of its runs' medians and its comparison with the baseline's side.
+
+    Separate runs cannot be paired: each run is one unit (perfsuite.stats.compare_runs), so two single runs
+    give a point estimate and 'not enough data', never a verdict drawn from samples of one process each."""
     if not 0 <= baseline < len(docs):
         raise PerfsuiteInputError(f"baseline {baseline + 1}: allowed 1 to {len(docs)} (a position among the results)")
+    groups = sides(docs)
+    base_side = next(j for j, g in enumerate(groups) if baseline in g)
     per = [{_wkey(m): m for m in measurements(d)} for d in docs]
     keys = list(dict.fromkeys(k for p in per for k in p))
     rows = []
     for k in keys:
-        base = per[baseline].get(k)
-        meds, ratios = [], []
-        for i, p in enumerate(per):
-            m = p.get(k)
-            meds.append(m.median_s if m else None)
-            if i == baseline or m is None or base is None:
+        runs = [[per[i][k] for i in g if k in per[i]] for g in groups]
+        meds = [float(np.median([m.median_s for m in r])) if r else None for r in runs]
+        ratios: List[Optional[Comparison]] = []
+        for j, r in enumerate(runs):
+            if j == base_side or not r or not runs[base_side]:
                 ratios.append(None)
             else:
-                ratios.append(ratio_of_medians(m.clean, base.clean, paired=False))
+                ratios.append(compare_runs([m.clean for m in runs[base_side]], [m.clean for m in r],
+                                           threshold=SPEEDUP_THRESHOLD))
         rows.append(ComparisonRow(k, tuple(meds), tuple(ratios)))
     return rows
 
@@ -603,13 +632,20 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
         raise PerfsuiteInputError(f"output folder {str(out_dir)!r} does not exist")
     rows = comparison_rows(docs, baseline)
     labels = _labels(docs)
-    base_label = labels[baseline]
+    groups = sides(docs)
+    side_labels = [labels[g[0]] if len(g) == 1 else f"{label(docs[g[0]])} ({len(g)} runs)" for g in groups]
+    base_side = next(j for j, g in enumerate(groups) if baseline in g)
+    base_label = side_labels[base_side]
     plots = _comparison_plots(docs, labels, out_dir)
 
-    lines = [f"# perfsuite comparison: {' vs '.join(labels)}", "",
-             f"Baseline: **{base_label}**. Ratio = median time / baseline median time (> 1 slower), with a 95% "
-             "bootstrap interval resampling each result's clean samples independently; the verdict calls a change "
-             "only when the interval excludes 1 and the change exceeds 5%.", ""]
+    lines = [f"# perfsuite comparison: {' vs '.join(side_labels)}", "",
+             f"Baseline: **{base_label}**. Ratio = median time / baseline median time (> 1 slower). Results measured "
+             "at different times cannot be paired, so each run is one unit: the ratio of the sides' mean log "
+             "medians with Welch's 95% interval, significant only when the interval excludes 1 and the exact "
+             "Mann-Whitney test agrees (p < 0.05), and called a change only beyond 5%. A verdict needs at least "
+             "4 runs per side (results of the same MXNet build are one side's replicated runs); with fewer the "
+             "table says 'not enough data'. To compare two MXNet builds, `perfsuite gate` measures them in "
+             "alternation in one job, which a comparison of saved runs cannot do.", ""]
     note = mkldnn_note([d["env"] for d in docs])
     if note:
         lines += [f"> **Note:** {note}", ""]
@@ -621,11 +657,11 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
                          "yes" if (d["env"].get("features") or {}).get("MKLDNN") else "no", d["env"].get("cpu_model"),
                          f"{d['gemm_peak_gflops']:.1f}" if d.get("gemm_peak_gflops") else "-", d.get("_source", "-"))
                         for lab, d in zip(labels, docs)])
-    others = [i for i in range(len(docs)) if i != baseline]
-    header = (["path", "batch"] + [f"{lab} median ms" for lab in labels]
-              + [f"{labels[i]} / {base_label}" for i in others] + [f"verdict {labels[i]}" for i in others])
-    text_rows = [("workload",) + tuple(f"{lab} ms" for lab in labels)
-                 + tuple(f"ratio {labels[i]}" for i in others)]
+    others = [j for j in range(len(groups)) if j != base_side]
+    header = (["path", "batch"] + [f"{lab} median ms" for lab in side_labels]
+              + [f"{side_labels[j]} / {base_label}" for j in others] + [f"verdict {side_labels[j]}" for j in others])
+    text_rows = [("workload",) + tuple(f"{lab} ms" for lab in side_labels)
+                 + tuple(f"ratio {side_labels[j]}" for j in others)]
     by_group: Dict[GroupKey, List[ComparisonRow]] = {}
     for r in rows:
         model, path, task, batch, seq = r.workload
@@ -638,13 +674,12 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
         table = []
         for r in rs:
             meds = [_ms(m * 1e3) if m is not None else "-" for m in r.medians_s]
-            ratio_cells = [f"{r.ratios[i].ratio:.3f} [{r.ratios[i].low:.3f}, {r.ratios[i].high:.3f}]"
-                           if r.ratios[i] else "-" for i in others]
-            verdicts = [r.ratios[i].describe() if r.ratios[i] else "-" for i in others]
+            ratio_cells = [_ratio_cell(r.ratios[j]) for j in others]
+            verdicts = [r.ratios[j].describe() if r.ratios[j] else "-" for j in others]
             table.append([r.workload[1], r.workload[3]] + meds + ratio_cells + verdicts)
             text_rows.append((f"{r.workload[0]}/{r.workload[1]}/{r.workload[2]}/b{r.workload[3]}/L{r.workload[4]}",)
-                             + tuple(meds) + tuple(f"{c} {r.ratios[i].verdict}" if r.ratios[i] else "-"
-                                                   for c, i in zip(ratio_cells, others)))
+                             + tuple(meds) + tuple(f"{c} {r.ratios[j].verdict}" if r.ratios[j] else "-"
+                                                   for c, j in zip(ratio_cells, others)))
         lines += _md_table(header, table)
     if any(d.get("speedups") for d in docs):
         lines += ["## Speed-ups per result", ""]
@@ -658,6 +693,14 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
                            [[k[0], f"{k[1]}/{k[2]}/{k[3]}", k[4]] + v for k, v in cells.items()])
     report = _write_text(out_dir / "comparison.md", "\n".join(lines).rstrip() + "\n")
     return report, plots, "\n".join(_align(text_rows)) + "\n"
+
+
+def _ratio_cell(c: Optional[Comparison]) -> str:
+    if c is None:
+        return "-"
+    if c.low != c.low:  # one run on a side: no interval
+        return f"{c.ratio:.3f}"
+    return f"{c.ratio:.3f} {c.interval_text()}"
 
 
 def _parity_cell(doc: Dict[str, Any]) -> str:

@@ -50,8 +50,12 @@ class Timing:
     gemm_repeat: int = 15  # the peak is the best of this many: on a shared machine some will have both cores
 
     def __post_init__(self) -> None:
-        if self.min_repeat < MIN_SAMPLES or self.rounds < MIN_SAMPLES:
-            raise PerfsuiteInputError(f"min_repeat and rounds must be >= {MIN_SAMPLES}")
+        from perfsuite.stats import min_units_paired
+
+        if self.min_repeat < MIN_SAMPLES:
+            raise PerfsuiteInputError(f"min_repeat must be >= {MIN_SAMPLES}")
+        if self.rounds < min_units_paired(0.95):  # fewer alternating rounds can never give a speed-up verdict
+            raise PerfsuiteInputError(f"rounds must be >= {min_units_paired(0.95)}")
 
 
 # quick: sized so the quick profile (BERT-base, seq 128, batch 1-32, 4 CPU paths: 24 workloads and 6 alternating
@@ -60,9 +64,9 @@ class Timing:
 # 5 clean samples are wanted, at most 7 are taken (contaminated ones are retried twice at most), and max_time_s
 # is high enough never to cut a workload below 5 samples (a BERT-base batch of 32 takes about 5 s here).
 PROFILE_TIMING: Dict[str, Timing] = {
-    "smoke": Timing(warmup=0, min_repeat=5, max_repeat=10, min_time_s=0.0, max_time_s=10.0, rounds=5, gemm_n=256,
+    "smoke": Timing(warmup=0, min_repeat=5, max_repeat=10, min_time_s=0.0, max_time_s=10.0, rounds=6, gemm_n=256,
                     gemm_repeat=5),
-    "quick": Timing(warmup=0, min_repeat=5, max_repeat=7, min_time_s=1.0, max_time_s=60.0, rounds=5, gemm_n=2048),
+    "quick": Timing(warmup=0, min_repeat=5, max_repeat=7, min_time_s=1.0, max_time_s=60.0, rounds=6, gemm_n=2048),
     "full": Timing(warmup=2, min_repeat=10, max_repeat=50, min_time_s=5.0, max_time_s=120.0, rounds=10, gemm_n=4096),
 }
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from perfsuite.errors import PerfsuiteInputError
 
-__all__ = ["Sample", "Measurement", "time_callable", "time_alternating", "timer_overhead", "mxnet_sync",
+__all__ = ["Sample", "Measurement", "time_callable", "time_alternating", "alternation_orders", "time_block",
+           "timer_overhead", "mxnet_sync",
            "peak_rss_reset", "peak_rss_bytes", "INTERFERENCE_CORE_FRACTION", "MEASUREMENT_FORMAT_VERSION"]
 
 MEASUREMENT_FORMAT_VERSION = 1
@@ -80,6 +81,37 @@ def _one(fn: Callable[[], Any], sync: Callable[[], None]) -> Sample:
     return Sample(wall, own, others, _contaminated(wall, others))
 
 
+def _spin_until(deadline: float) -> None:
+    while time.perf_counter() < deadline:
+        pass
+
+
+def time_block(fn: Callable[[], Any], calls: int, sync: Callable[[], None] = mxnet_sync,
+               inject_slowdown: float = 0.0) -> Sample:
+    """One sample of `calls` synchronized calls in a row, as the time per call (short ops are timed in blocks so
+    that the timer's own cost, read outside the window, is negligible).
+
+    `inject_slowdown` (testing the upgrade gate only): after each call, busy-wait for that fraction of the
+    call's own duration, inside the timed window, so the callable is slower by a known fraction.
+    """
+    if calls < 1:
+        raise PerfsuiteInputError(f"calls must be >= 1; got {calls}")
+    if not 0.0 <= inject_slowdown < 10.0:
+        raise PerfsuiteInputError(f"inject_slowdown {inject_slowdown!r}: allowed 0 <= fraction < 10")
+
+    def block() -> None:
+        for _ in range(calls):
+            c0 = time.perf_counter()
+            fn()
+            sync()
+            if inject_slowdown:
+                c1 = time.perf_counter()
+                _spin_until(c1 + inject_slowdown * (c1 - c0))
+
+    s = _one(block, lambda: None)
+    return Sample(s.wall_s / calls, s.cpu_s / calls, s.others_cpu_s / calls, s.contaminated)
+
+
 def time_callable(fn: Callable[[], Any], warmup: int = 2, min_repeat: int = 5, max_repeat: int = 50,
                   min_time_s: float = 2.0, max_time_s: float = 60.0,
                   sync: Callable[[], None] = mxnet_sync) -> Tuple[List[Sample], int]:
@@ -106,9 +138,24 @@ def time_callable(fn: Callable[[], Any], warmup: int = 2, min_repeat: int = 5, m
     return samples, warmup
 
 
-def time_alternating(fns: Dict[str, Callable[[], Any]], rounds: int = 5, warmup: int = 1,
-                     sync: Callable[[], None] = mxnet_sync) -> Dict[str, List[Sample]]:
-    """Time several callables in alternation (A B C A B C ...), so drift and interference hit them alike."""
+def alternation_orders(names: Sequence[str], rounds: int, seed: int = 0) -> List[List[str]]:
+    """The order of each round of an alternation, counterbalanced: rounds come in pairs, a seeded shuffle and
+    its reverse, so for any two callables exactly half of each pair of rounds runs one first (Pinpoint's half AB,
+    half BA), and an odd last round is a fresh shuffle."""
+    rng = np.random.default_rng(seed)
+    orders: List[List[str]] = []
+    while len(orders) < rounds:
+        order = [names[i] for i in rng.permutation(len(names))]
+        orders.append(order)
+        if len(orders) < rounds:
+            orders.append(order[::-1])
+    return orders
+
+
+def time_alternating(fns: Dict[str, Callable[[], Any]], rounds: int = 6, warmup: int = 1,
+                     sync: Callable[[], None] = mxnet_sync, seed: int = 0) -> Dict[str, List[Sample]]:
+    """Time several callables in alternation, one sample each per round in a counterbalanced order
+    (`alternation_orders`), so drift and interference hit them alike and no callable always runs first."""
     if rounds < 1:
         raise PerfsuiteInputError(f"rounds must be >= 1; got {rounds}")
     for fn in fns.values():
@@ -116,9 +163,9 @@ def time_alternating(fns: Dict[str, Callable[[], Any]], rounds: int = 5, warmup:
             fn()
             sync()
     out: Dict[str, List[Sample]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            out[name].append(_one(fn, sync))
+    for order in alternation_orders(list(fns), rounds, seed):
+        for name in order:
+            out[name].append(_one(fns[name], sync))
     return out
 
 

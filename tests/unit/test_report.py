@@ -90,12 +90,30 @@ def test_speedup_is_paired_and_says_not_significant():
     base = 1 + 0.3 * rng.random(8)  # drift shared by both: pairing cancels it
     rec = {"optimized_samples_s": list(base / 2), "baseline_samples_s": list(base)}
     r = report.speedup_ratio(rec)
-    assert r.ratio == pytest.approx(0.5) and r.significant
+    assert r.ratio == pytest.approx(0.5) and r.significant and r.n_units == 8
     assert report.format_speedup(r).startswith("2.00x [2.00, 2.00]")
     same = {"optimized_samples_s": list(base), "baseline_samples_s": list(base[::-1])}
     assert report.format_speedup(report.speedup_ratio(same)).startswith("not significant (")
     slower = {"optimized_samples_s": list(base * 2), "baseline_samples_s": list(base)}
     assert report.format_speedup(report.speedup_ratio(slower)).endswith("(slower)")
+    few = {"optimized_samples_s": list(base[:5] / 2), "baseline_samples_s": list(base[:5])}
+    assert report.format_speedup(report.speedup_ratio(few)).startswith("not enough data (2.00x on 5 pairs")
+
+
+def test_a_disturbed_outlier_pair_does_not_move_the_speedup():
+    rng = np.random.default_rng(1)
+    base = 1 + 0.05 * rng.random(10)
+    opt = base / 2 * (1 + 0.01 * rng.standard_normal(10))
+    clean = report.speedup_ratio({"optimized_samples_s": list(opt), "baseline_samples_s": list(base)})
+    opt_bad = opt.copy()
+    opt_bad[3] = 50.0  # another process took the cores during this sample
+    marks = [i == 3 for i in range(10)]
+    rec = {"optimized_samples_s": list(opt_bad), "baseline_samples_s": list(base),
+           "optimized_contaminated": marks, "baseline_contaminated": [False] * 10}
+    r = report.speedup_ratio(rec)
+    keep = [i != 3 for i in range(10)]
+    assert r.n_units == 9 and r.ratio == pytest.approx(np.exp(np.mean(np.log(opt[keep] / base[keep]))))
+    assert abs(r.ratio - clean.ratio) < 0.01
 
 
 def test_report_has_every_figure(tmp_path):
@@ -146,13 +164,25 @@ def test_cli_compares_two_versions(tmp_path, capsys):
     printed = capsys.readouterr().out
     text = (out_dir / "comparison.md").read_text()
     assert "mxnet 1.7.0.post2 vs mxnet 1.9.1" in text and "Baseline: **mxnet 1.7.0.post2**" in text
-    assert "mxnet 1.9.1 / mxnet 1.7.0.post2" in text and "faster" in text
-    assert "## Speed-ups per result" in text
+    assert "mxnet 1.9.1 / mxnet 1.7.0.post2" in text and "not enough data" in text  # one run per side
+    assert "## Speed-ups per result" in text and "perfsuite gate" in text
     assert (out_dir / "compare_small_classification_L32.png").read_bytes()[:4] == b"\x89PNG"
-    assert "small/hybridized/classification/b4/L32" in printed and "faster" in printed
+    assert "small/hybridized/classification/b4/L32" in printed and "not enough data" in printed
     rows = report.comparison_rows([report.load(old), report.load(new)], baseline=1)
-    assert all(r.ratios[0].verdict == "slower" and r.ratios[0].ratio == pytest.approx(1.5, rel=0.05) for r in rows)
+    assert all(r.ratios[0].verdict == "not enough data" and r.ratios[0].ratio == pytest.approx(1.5, rel=0.05)
+               for r in rows)
     assert all(r.ratios[1] is None for r in rows)
+
+
+def test_replicated_runs_of_each_version_give_a_verdict(tmp_path):
+    olds = [_save(tmp_path, f"old{i}", _doc(version="1.7.0.post2", scale=1.5 * (1 + 0.01 * i))) for i in range(4)]
+    news = [_save(tmp_path, f"new{i}", _doc(version="1.9.1", scale=1 + 0.01 * i)) for i in range(4)]
+    docs = [report.load(p) for p in olds + news]
+    assert report.sides(docs) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    rows = report.comparison_rows(docs, baseline=0)
+    assert all(r.ratios[1].verdict == "faster" and r.ratios[1].n_units == 4 for r in rows)
+    path, _, _ = report.render_comparison(docs, tmp_path, baseline=0)
+    assert "mxnet 1.7.0.post2 (4 runs) vs mxnet 1.9.1 (4 runs)" in path.read_text()
 
 
 def test_comparison_labels_duplicates_and_notes_mkldnn(tmp_path):

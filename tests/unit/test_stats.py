@@ -1,19 +1,19 @@
-"""perfsuite.stats: ratio of medians with a bootstrap interval, verdicts, paired vs unpaired, input errors.
+"""perfsuite.stats: the one statistics module. Verdict edges, the minimum data for a verdict, the unit of the
+statistic (processes, not iterations), interval coverage and false alarms over many seeds, input errors.
 
 Synthetic samples only (seeded): the statistics are checked, not this machine's speed.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.stats import Ratio, percentile_summary, ratio_of_medians
-
-
-def lognormal(rng, n, median, sigma=0.05):
-    return median * rng.lognormal(0.0, sigma, n)
+from perfsuite.stats import (Comparison, compare_paired, compare_runs, log_ratios, min_units_paired, min_units_runs,
+                             percentile_summary)
 
 
 @pytest.fixture
@@ -21,81 +21,177 @@ def rng():
     return np.random.default_rng(42)
 
 
-def test_clearly_slower(rng):
-    base, cand = lognormal(rng, 30, 0.100), lognormal(rng, 30, 0.150)
-    r = ratio_of_medians(cand, base)
-    assert r.verdict == "slower" and r.significant
-    assert r.ratio == pytest.approx(np.median(cand) / np.median(base))
-    assert 1.05 < r.low <= r.ratio <= r.high < 2.0
-    assert r.describe().startswith(f"{r.ratio:.2f}x slower [")
+def sessions(rng, n_sessions, pairs, ratio=1.0, between=0.01, within=0.03, drift=0.0):
+    """Paired times: per session a layout effect on the candidate (sd `between`), per pair noise (sd `within`)
+    and a drift shared by both members of a pair."""
+    base, cand, units = [], [], []
+    for s in range(n_sessions):
+        effect = rng.normal(0, between)
+        for _ in range(pairs):
+            shared = 0.1 * math.exp(rng.normal(0, drift)) if drift else 0.1
+            base.append(shared * math.exp(rng.normal(0, within)))
+            cand.append(shared * ratio * math.exp(effect + rng.normal(0, within)))
+            units.append(s)
+    return np.array(base), np.array(cand), units
 
 
-def test_clearly_faster(rng):
-    base, cand = lognormal(rng, 30, 0.150), lognormal(rng, 30, 0.100)
-    r = ratio_of_medians(cand, base)
-    assert r.verdict == "faster" and r.high < 1 / 1.05
-    assert r.describe().startswith(f"{1 / r.ratio:.2f}x faster [")
+def test_minimum_units_are_where_the_exact_tests_can_reject():
+    # signed rank: p_min = 2 / 2^n ; Mann-Whitney with n per side: p_min = 2 / C(2n, n)
+    assert min_units_paired(0.95) == 6 and 2 / 2 ** 5 >= 0.05 > 2 / 2 ** 6
+    assert min_units_paired(0.99) == 8 and 2 / 2 ** 7 >= 0.01 > 2 / 2 ** 8
+    assert min_units_runs(0.95) == 4 and 2 / math.comb(6, 3) >= 0.05 > 2 / math.comb(8, 4)
 
 
-def test_same_distribution_is_not_significant(rng):
-    base, cand = lognormal(rng, 30, 0.1), lognormal(rng, 30, 0.1)
-    r = ratio_of_medians(cand, base)
-    assert r.verdict == "same" and r.low < 1.0 < r.high and not r.significant
-    assert r.describe().startswith("not significant (")
+def test_clearly_slower_with_sessions(rng):
+    b, c, u = sessions(rng, 8, 6, ratio=1.20)
+    r = compare_paired(b, c, u, threshold=0.02, unit="session")
+    assert r.verdict == "slower" and r.significant and r.decided
+    assert r.n_units == 8 and r.n_pairs == 48 and r.unit == "session"
+    assert 1.02 < r.low <= r.ratio <= r.high < 1.5 and r.p_value < 0.05
+    assert r.describe().startswith(f"{r.ratio:.3f}x slower [") and "8 sessions, 48 pairs" in r.describe()
 
 
-def test_significant_but_below_threshold_is_same():
-    base = np.linspace(1.0, 1.1, 40)
-    r = ratio_of_medians(base * 1.02, base, paired=True)  # exactly 2 % slower in every pair
-    assert r.significant and r.low == pytest.approx(1.02) and r.high == pytest.approx(1.02)
-    assert r.verdict == "same"  # 2 % < the 5 % threshold
-    assert r.describe().startswith("not clearly beyond 5% (1.020x")
-    assert ratio_of_medians(base * 1.02, base, paired=True, threshold=0.01).verdict == "slower"
+def test_clearly_faster_is_symmetric(rng):
+    b, c, u = sessions(rng, 8, 6, ratio=1 / 1.20)
+    r = compare_paired(b, c, u, threshold=0.02, unit="session")
+    assert r.verdict == "faster" and r.high < 1 / 1.02
+    assert r.describe().startswith(f"{1 / r.ratio:.3f}x faster [")
 
 
-def test_paired_cancels_drift_that_unpaired_cannot(rng):
-    # alternating A B A B on a machine whose speed drifts by 3x: each pair shares the drift
-    drift = rng.uniform(1.0, 3.0, 20)
-    base = drift * rng.lognormal(0, 0.01, 20)
-    cand = 1.10 * drift * rng.lognormal(0, 0.01, 20)
-    paired, unpaired = ratio_of_medians(cand, base, paired=True), ratio_of_medians(cand, base, paired=False)
-    assert paired.ratio == unpaired.ratio  # same point estimate ...
-    assert paired.verdict == "slower"  # ... but only pairing sees the 10 % through the drift
-    assert unpaired.verdict == "same"
-    assert (paired.high - paired.low) < 0.25 * (unpaired.high - unpaired.low)
+def test_identical_systems_are_no_change(rng):
+    b, c, u = sessions(rng, 10, 6, ratio=1.0, between=0.002, within=0.01)
+    r = compare_paired(b, c, u, unit="session")
+    assert r.verdict == "no change" and not r.significant and r.low < 1.0 < r.high
+    assert r.within_threshold and r.decided  # a 2 % change is ruled out: sampling can stop
+    assert r.describe().startswith("no significant change (")
 
 
-def test_seeded_and_confidence_widens_interval(rng):
-    base, cand = lognormal(rng, 15, 0.1, 0.2), lognormal(rng, 15, 0.12, 0.2)
-    assert ratio_of_medians(cand, base, seed=3) == ratio_of_medians(cand, base, seed=3)
-    narrow, wide = ratio_of_medians(cand, base, confidence=0.8), ratio_of_medians(cand, base, confidence=0.99)
-    assert wide.low <= narrow.low and wide.high >= narrow.high
-    assert isinstance(narrow, Ratio) and narrow.confidence == 0.8
+def test_estimate_is_geometric_mean_of_unit_medians():
+    base = np.ones(12)
+    cand = np.array([1.1, 1.1, 9.0, 1.2, 1.2, 1.2, 1.3, 1.3, 0.1, 1.0, 1.0, 1.0])
+    units = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]  # one wild pair in units 0 and 2 does not move their medians
+    r = compare_paired(base, cand, units)
+    assert r.ratio == pytest.approx(math.exp(np.mean(np.log([1.1, 1.2, 1.3, 1.0]))))
+    assert r.n_units == 4 and r.n_pairs == 12
 
 
-@pytest.mark.parametrize("cand,base,kw,needle", [
-    ([], [1.0], {}, "candidate: need a non-empty 1-D sequence of times; got shape (0,)"),
-    ([1.0], [[1.0, 2.0]], {}, "baseline: need a non-empty 1-D sequence of times; got shape (1, 2)"),
-    ([1.0, float("nan")], [1.0], {}, "candidate: times must be finite and > 0"),
-    ([1.0, float("inf")], [1.0], {}, "candidate: times must be finite and > 0"),
-    ([1.0], [0.0, 1.0], {}, "baseline: times must be finite and > 0"),
-    ([1.0], [-1.0], {}, "baseline: times must be finite and > 0"),
-    ([1.0], [1.0], {"confidence": 0.5}, "confidence 0.5: allowed 0.5 < confidence < 1"),
-    ([1.0], [1.0], {"confidence": 1.0}, "confidence 1.0: allowed 0.5 < confidence < 1"),
-    ([1.0], [1.0], {"threshold": -0.1}, "threshold -0.1: must be >= 0"),
-    ([1.0, 2.0], [1.0], {"paired": True}, "paired samples need equal counts; got 2 and 1"),
+def test_significant_needs_both_the_interval_and_the_rank_test():
+    # every pair exactly 3 % slower: the interval collapses and the rank test rejects
+    base = np.linspace(1.0, 1.1, 12)
+    r = compare_paired(base, base * 1.03, threshold=0.02)
+    assert r.significant and r.low == pytest.approx(1.03) and r.verdict == "slower"
+    # one unit far slower, the others a hair faster: the t interval may exclude 1 but the rank test does not
+    lr = np.array([-0.001] * 7 + [0.5])
+    r = compare_paired(np.ones(8), np.exp(lr), threshold=0.02)
+    assert r.p_value > 0.05 and not r.significant and r.verdict == "no change"
+
+
+@pytest.mark.parametrize("ratio,threshold,verdict", [
+    (1.03, 0.02, "slower"),
+    (1.015, 0.02, "no change"),  # significant, but inside the threshold
+    (1.0 / 1.03, 0.02, "faster"),
+    (0.951, 0.05, "faster"),  # 'faster' below 1 / (1 + t) = 0.9524, not 1 - t = 0.95
+    (0.9515, 0.05, "faster"),
+    (0.953, 0.05, "no change"),
+    (1.049, 0.05, "no change"),
+    (1.051, 0.05, "slower"),
 ])
-def test_bad_input_errors(cand, base, kw, needle):
-    with pytest.raises(PerfsuiteInputError) as err:
-        ratio_of_medians(cand, base, **kw)
-    assert needle in str(err.value)
+def test_verdict_edges(ratio, threshold, verdict):
+    base = np.linspace(1.0, 1.3, 10)
+    r = compare_paired(base, base * ratio, threshold=threshold)
+    assert r.significant and r.verdict == verdict
+    if verdict == "no change":
+        assert "within the threshold" in r.describe()
+
+
+def test_slower_is_judged_on_the_estimate_and_the_interval():
+    # estimate beyond 2 % but the interval reaches below 1: not significant, so no verdict
+    rng = np.random.default_rng(3)
+    lr = 0.03 + rng.normal(0, 0.06, 8)
+    lr -= lr.mean() - 0.03
+    r = compare_paired(np.ones(8), np.exp(lr), threshold=0.02)
+    assert r.ratio == pytest.approx(math.exp(0.03)) and r.low < 1.0 and r.verdict == "no change"
+
+
+def test_not_enough_data_below_the_minimum():
+    base = np.linspace(1.0, 1.1, 5)
+    r = compare_paired(base, base * 1.5)  # 5 pairs, 50 % slower, perfectly consistent
+    assert r.verdict == "not enough data" and not r.significant and not r.decided
+    assert "needs >= 6 pairs" in r.describe()
+    assert compare_paired(np.append(base, 1.2), np.append(base, 1.2) * 1.5).verdict == "slower"
+    r = compare_paired(np.linspace(1, 2, 8), np.linspace(1, 2, 8) * 1.5, confidence=0.99)
+    assert r.min_units == 8 and r.verdict == "slower"
+    one = compare_paired([1.0, 1.0, 1.0], [2.0, 2.0, 2.0], units=["s", "s", "s"])
+    assert one.n_units == 1 and one.verdict == "not enough data" and one.ratio == pytest.approx(2.0)
+
+
+def test_interval_coverage_and_false_alarms_over_many_seeds():
+    """Per-session layout effects: the 95 % interval on session units covers the true ratio about 95 % of the
+    time and calls an identical system slower in at most ~2.5 %; pooling the pairs as if independent would not."""
+    rng = np.random.default_rng(7)
+    covered, slower_units, sig_pooled, n = 0, 0, 0, 400
+    for _ in range(n):
+        b, c, u = sessions(rng, 8, 8, ratio=1.0, between=0.03, within=0.02)
+        r = compare_paired(b, c, u, threshold=0.0)
+        covered += r.low <= 1.0 <= r.high
+        slower_units += r.verdict == "slower"
+        sig_pooled += compare_paired(b, c, threshold=0.0).significant
+    assert 0.92 <= covered / n <= 0.98
+    assert slower_units / n <= 0.045
+    assert sig_pooled / n > 0.3  # iterations as units: the layout effect looks like a difference
+
+
+def test_paired_cancels_drift_that_runs_cannot(rng):
+    b, c, u = sessions(rng, 8, 4, ratio=1.10, between=0.005, within=0.005, drift=0.4)
+    assert compare_paired(b, c, u).verdict == "slower"
+    runs = compare_runs([b[:16], b[16:]], [c[:16], c[16:]])
+    assert runs.verdict == "not enough data" and runs.min_units == 4
+
+
+def test_compare_runs(rng):
+    base = [0.1 * rng.lognormal(0, 0.01, 7) for _ in range(5)]
+    cand = [0.11 * rng.lognormal(0, 0.01, 7) for _ in range(5)]
+    r = compare_runs(base, cand)
+    assert r.unit == "run" and r.n_units == 5 and r.n_pairs == 70
+    assert r.verdict == "slower" and r.ratio == pytest.approx(1.1, rel=0.02)
+    single = compare_runs(base[:1], cand[:1])
+    assert single.verdict == "not enough data" and single.low != single.low  # no interval from one run each
+    assert compare_runs(base, [0.1 * rng.lognormal(0, 0.01, 7) for _ in range(5)]).verdict == "no change"
+
+
+@pytest.mark.parametrize("kw,needle", [
+    ({"confidence": 1.2}, "confidence 1.2"),
+    ({"confidence": 0.3}, "confidence 0.3"),
+    ({"threshold": -0.1}, "threshold -0.1"),
+    ({"threshold": 1.5}, "threshold 1.5"),
+])
+def test_bad_levels(kw, needle):
+    with pytest.raises(PerfsuiteInputError, match=needle):
+        compare_paired([1.0] * 6, [1.0] * 6, **kw)
+
+
+def test_bad_samples():
+    with pytest.raises(PerfsuiteInputError, match="equal counts"):
+        log_ratios([1.0, 2.0], [1.0])
+    with pytest.raises(PerfsuiteInputError, match="finite and > 0"):
+        compare_paired([1.0, -1.0], [1.0, 1.0])
+    with pytest.raises(PerfsuiteInputError, match="non-empty"):
+        compare_paired([], [])
+    with pytest.raises(PerfsuiteInputError, match="one label per pair"):
+        compare_paired([1.0, 1.0], [1.0, 1.0], units=[0])
+    with pytest.raises(PerfsuiteInputError, match="at least one run"):
+        compare_runs([], [[1.0]])
+
+
+def test_comparison_rejects_impossible_values():
+    with pytest.raises(PerfsuiteInputError, match="must be > 0"):
+        Comparison(-1.0, 0.5, 1.5, 0.95, 0.02, 0.01, 10, 10, 6)
 
 
 def test_percentile_summary():
-    x = np.arange(1.0, 101.0)
+    x = np.arange(1, 101, dtype=float)
     s = percentile_summary(x)
-    assert s["median"] == 50.5 and s["n"] == 100
-    assert s["iqr"] == pytest.approx(np.percentile(x, 75) - np.percentile(x, 25))
-    assert s["p90"] == pytest.approx(90.1) and s["p99"] == pytest.approx(99.01)
-    with pytest.raises(PerfsuiteInputError, match="samples: times must be finite and > 0"):
+    assert s["median"] == pytest.approx(50.5) and s["iqr"] == pytest.approx(49.5) and s["n"] == 100
+    assert s["p90"] == pytest.approx(np.percentile(x, 90)) and s["p99"] == pytest.approx(np.percentile(x, 99))
+    with pytest.raises(PerfsuiteInputError):
         percentile_summary([1.0, -2.0])

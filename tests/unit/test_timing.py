@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.timing import alternation_orders, time_block
 from perfsuite.timing import (INTERFERENCE_CORE_FRACTION, Measurement, Sample, time_alternating, time_callable,
                               timer_overhead)
 
@@ -194,11 +195,39 @@ def test_time_alternating_interleaves():
     order = []
     fns = {name: (lambda name=name: order.append(name)) for name in ("a", "b", "c")}
     syncs = []
-    out = time_alternating(fns, rounds=3, warmup=1, sync=lambda: syncs.append(len(order)))
-    assert order == ["a", "b", "c"] + ["a", "b", "c"] * 3  # warm-up of each, then A B C A B C ...
+    out = time_alternating(fns, rounds=4, warmup=1, sync=lambda: syncs.append(len(order)), seed=5)
+    assert order[:3] == ["a", "b", "c"]  # warm-up of each
+    rounds = [order[3 + 3 * i: 6 + 3 * i] for i in range(4)]
+    assert all(sorted(r) == ["a", "b", "c"] for r in rounds)  # every round runs each callable once
+    assert rounds[1] == rounds[0][::-1] and rounds[3] == rounds[2][::-1]  # counterbalanced in pairs of rounds
     assert syncs == list(range(1, len(order) + 1))  # every call, warm-up included, is followed by a sync
-    assert {k: len(v) for k, v in out.items()} == {"a": 3, "b": 3, "c": 3}
+    assert {k: len(v) for k, v in out.items()} == {"a": 4, "b": 4, "c": 4}
     assert all(isinstance(s, Sample) for v in out.values() for s in v)
+
+
+@pytest.mark.parametrize("rounds", [2, 6, 10])
+def test_alternation_is_half_ab_half_ba(rounds):
+    orders = alternation_orders(["base", "cand"], rounds, seed=rounds)
+    firsts = [o[0] for o in orders]
+    assert firsts.count("base") == firsts.count("cand") == rounds // 2
+    assert alternation_orders(["base", "cand"], rounds, seed=rounds) == orders  # seeded
+
+
+def test_time_block_times_calls_and_injects_a_known_slowdown():
+    def work():
+        t = time.perf_counter()
+        while time.perf_counter() - t < 0.002:
+            pass
+
+    plain = [time_block(work, calls=5, sync=lambda: None).wall_s for _ in range(5)]
+    slowed = [time_block(work, calls=5, sync=lambda: None, inject_slowdown=0.5).wall_s for _ in range(5)]
+    assert 0.0019 < min(plain) < 0.004  # per call, not per block
+    ratio = min(slowed) / min(plain)
+    assert 1.4 < ratio < 1.7  # 50 % injected inside the window (the spin scales with each call's own time)
+    with pytest.raises(PerfsuiteInputError, match="calls must be >= 1"):
+        time_block(work, calls=0, sync=lambda: None)
+    with pytest.raises(PerfsuiteInputError, match="inject_slowdown -0.1"):
+        time_block(work, calls=1, sync=lambda: None, inject_slowdown=-0.1)
 
 
 def test_time_alternating_rejects_zero_rounds():
