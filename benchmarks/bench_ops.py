@@ -15,20 +15,17 @@ from typing import Any, Callable, Dict, Tuple
 from perfsuite.bench import OP_BENCHMARKS
 
 _BOUND: Dict[str, Tuple[Callable[[], Any], Dict[str, str]]] = {}
-GPU_ONLY = ("fc_float16",)
 
 
 def bound_op(op: str) -> Tuple[Callable[[], Any], Dict[str, str]]:
     """(the op's synchronized callable, the MXNET_* flags to hold while timing), prepared on first use."""
     if op not in _BOUND:
-        import mxnet as mx
-
         from perfsuite import bench, env
 
-        no_gpu = env.skip_reason_gpu()
-        if op in GPU_ONLY and no_gpu:
-            raise NotImplementedError(f"{op}: {OP_BENCHMARKS[op]}; {no_gpu}")
-        fn, flags = bench.op_callable(op, ctx=mx.cpu() if no_gpu else mx.gpu(0))
+        reason = bench.skip_reason_op(op)
+        if reason:
+            raise NotImplementedError(reason)
+        fn, flags = bench.op_callable(op, ctx=bench.op_context(op))
         with env.mxnet_flags(**flags):
             fn()  # allocation and first-call work happen here, and errors of the op surface in setup
         _BOUND[op] = (fn, flags)

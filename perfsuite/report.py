@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.results import read_result
+from perfsuite.results import read_result, write_text_atomic
 from perfsuite.stats import Comparison, compare_paired, compare_runs, min_units_paired
 from perfsuite.timing import Measurement
 
@@ -560,10 +560,7 @@ def render(doc: Dict[str, Any], out_dir: "os.PathLike[str] | str") -> Tuple[Path
 
 
 def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, text)
 
 
 # ------------------------------------------------------------------------------------------------ comparison

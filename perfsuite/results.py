@@ -14,13 +14,14 @@ from typing import Any, Dict, Union
 
 from perfsuite.errors import PerfsuiteInputError
 
-__all__ = ["write_json_atomic", "read_result"]
+__all__ = ["write_json_atomic", "write_text_atomic", "read_result"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def write_json_atomic(path: PathLike, obj: Dict[str, Any]) -> Path:
-    """Write JSON to a temporary file in the same folder, fsync it, then rename it over `path`."""
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    """Write text to a temporary file in the same folder, fsync it, then rename it over `path` (the one atomic
+    writer: JSON results, reports, summaries and JUnit files all go through it)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -31,8 +32,7 @@ def write_json_atomic(path: PathLike, obj: Dict[str, Any]) -> Path:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared like any other file
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1, sort_keys=False, default=_jsonable)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -41,6 +41,11 @@ def write_json_atomic(path: PathLike, obj: Dict[str, Any]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def write_json_atomic(path: PathLike, obj: Dict[str, Any]) -> Path:
+    """Write JSON atomically (write_text_atomic)."""
+    return write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=False, default=_jsonable) + "\n")
 
 
 def _jsonable(value: Any) -> Any:

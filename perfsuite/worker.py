@@ -1,0 +1,307 @@
+"""A long-lived worker process inside one MXNet environment, driven over a pipe by the upgrade gate.
+
+Protocol: one JSON object per line on stdin (a request), one JSON object per line back (the reply). The worker
+keeps its real stdout for replies only and points file descriptor 1 at stderr, so whatever MXNet, OpenMP or a
+pass library prints cannot corrupt the protocol.
+
+Requests (``cmd``): ``hello`` (environment, installed distributions), ``parity`` (the op grid and whole-model
+cases, outcomes per case), ``prepare`` (build a target once: an op benchmark or a model workload, warm it up,
+measure one call), ``time`` (one block of calls of a prepared target: time per call and interference marks;
+``inject`` slows it by a known fraction, for testing the gate only), ``quit``.
+Replies carry ``ok``; a failed request replies ``{"ok": false, "error": ..., "kind": "input" | "error"}`` and the
+worker stays alive. `WorkerProcess` is the driver's side: it starts ``python -m perfsuite.worker`` in an
+environment and sends requests with a timeout, so a crash or a hang becomes an exception naming the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from perfsuite.errors import PerfsuiteInputError
+
+__all__ = ["WorkerProcess", "WorkerError", "main", "PROTOCOL_VERSION"]
+
+PROTOCOL_VERSION = 1
+
+
+class WorkerError(RuntimeError):
+    """A worker died, hung past its timeout, or broke the protocol (the gate cannot go on with it)."""
+
+
+# ------------------------------------------------------------------------------------------ worker side
+class _State:
+    def __init__(self) -> None:
+        self.prepared: Dict[str, Tuple[Callable[[], Any], Dict[str, str]]] = {}
+
+
+def _freeze() -> List[str]:
+    import importlib.metadata as md
+
+    seen = {}
+    for d in md.distributions():
+        name = d.metadata.get("Name")
+        if name and name.lower() not in seen:
+            seen[name.lower()] = f"{name}=={d.version}"
+    return sorted(seen.values(), key=str.lower)
+
+
+def _hello(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
+    import perfsuite
+    from perfsuite.env import collect_env
+
+    info = collect_env()
+    return {"env": info.to_dict(), "describe": info.describe_mxnet(), "freeze": _freeze(),
+            "perfsuite_file": perfsuite.__file__, "perfsuite_version": perfsuite.__version__,
+            "python": sys.executable, "pid": os.getpid(), "protocol": PROTOCOL_VERSION}
+
+
+def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
+    from perfsuite import parity
+    from perfsuite.model_parity import ModelCase, own_pass_selection, run_model_cases
+    from perfsuite.paths.model import MODEL_PATHS
+
+    ops = req.get("ops", "all")
+    op_out: List[Dict[str, Any]] = []
+    if ops != "none":
+        cases = parity.default_cases(devices=["cpu", "gpu"], quick=ops == "quick")
+        for o in parity.run_cases(cases):
+            op_out.append({"id": f"op:{o.case.id}", "group": f"{o.case.path}/{o.case.mode}/{o.case.device}",
+                           "status": o.status, "detail": o.detail.splitlines()[0][:300] if o.detail else "",
+                           "worst_ratio": None if o.comparison is None else o.comparison.worst_ratio})
+    model_out: List[Dict[str, Any]] = []
+    models = list(req.get("models") or [])
+    if models:
+        lib, passes, no_lib = own_pass_selection()
+        mcases = [ModelCase(m, p, int(req.get("batch", 4)), int(req.get("seq_len", 64)),
+                            "text" if m == "minilm" else "random") for m in models for p in MODEL_PATHS]
+        for o in run_model_cases(mcases, lib, passes):
+            r = o.result
+            detail = o.detail.splitlines()[0][:300] if o.detail else ""
+            if o.case.path == "graph_pass" and o.status == "skip" and no_lib:
+                detail = f"perfsuite's pass library cannot be built here: {no_lib}"[:300]
+            model_out.append({"id": f"model:{o.case.id}", "group": f"{o.case.model}/{o.case.path}",
+                              "status": o.status, "detail": detail,
+                              "worst_ratio": None if r is None or not r.comparisons else r.worst_ratio,
+                              "metrics": None if r is None else r.metrics})
+    return {"cases": op_out + model_out}
+
+
+def _prepare(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
+    from perfsuite import bench
+    from perfsuite.env import mxnet_flags
+    from perfsuite.workloads import Target
+
+    target = Target(req["target"])
+    kind, op, workload = target.parts()
+    t0 = time.perf_counter()
+    if kind == "op":
+        reason = bench.skip_reason_op(op or "")
+        if reason:
+            return {"skip": reason}
+        fn, flags = bench.op_callable(op or "", ctx=bench.op_context(op or ""))
+    else:
+        assert workload is not None
+        reason = bench.skip_reason_workload(workload)
+        if reason:
+            return {"skip": reason}
+        fn, runner = bench.timed(workload)
+        flags = dict(runner.flags)
+    with mxnet_flags(**flags):
+        fn()  # first call: binding, allocation (errors of the path surface here)
+        _sync()
+        t1 = time.perf_counter()
+        fn()
+        _sync()
+        one = time.perf_counter() - t1
+    state.prepared[target.id] = (fn, flags)
+    return {"skip": None, "prepare_s": time.perf_counter() - t0, "call_s": one, "flags": flags}
+
+
+def _sync() -> None:
+    from perfsuite.timing import mxnet_sync
+
+    mxnet_sync()
+
+
+def _time(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
+    from perfsuite.env import mxnet_flags
+    from perfsuite.timing import mxnet_sync, time_block
+
+    tid = req["target"]
+    if tid not in state.prepared:
+        raise PerfsuiteInputError(f"target {tid!r} was not prepared in this worker")
+    fn, flags = state.prepared[tid]
+    with mxnet_flags(**flags):
+        s = time_block(fn, int(req.get("calls", 1)), sync=mxnet_sync, inject_slowdown=float(req.get("inject", 0.0)))
+    return {"wall_s": s.wall_s, "others_cpu_s": s.others_cpu_s, "contaminated": s.contaminated}
+
+
+_HANDLERS: Dict[str, Callable[[_State, Dict[str, Any]], Dict[str, Any]]] = {
+    "hello": _hello, "parity": _parity, "prepare": _prepare, "time": _time,
+    "quit": lambda state, req: {},
+}
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:500]
+
+
+def main() -> int:
+    """Serve requests on stdin until 'quit' or end of input."""
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray prints (MXNet's C++ logging, pass libraries) go to stderr
+    sys.stdout = sys.stderr
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when a worker ends (Ctrl-C reaches it)
+    state = _State()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        cmd = None
+        try:
+            req = json.loads(line)
+            cmd = req.get("cmd")
+            if cmd not in _HANDLERS:
+                raise PerfsuiteInputError(f"unknown request {cmd!r}; allowed: {', '.join(_HANDLERS)}")
+            reply = {"ok": True, **_HANDLERS[cmd](state, req)}
+        except PerfsuiteInputError as exc:
+            reply = {"ok": False, "error": str(exc), "kind": "input"}
+        except Exception as exc:  # an MXNet error is reported to the driver; the worker stays alive
+            reply = {"ok": False, "error": _one_line(exc), "kind": "error"}
+        proto.write(json.dumps(reply, default=_jsonable) + "\n")
+        proto.flush()
+        if cmd == "quit":
+            break
+    return 0
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------------ driver side
+class WorkerProcess:
+    """The driver's handle on one worker: start it in an environment, send requests, get replies or errors."""
+
+    def __init__(self, python: str, name: str, pythonpath: Optional[str] = None,
+                 env: Optional[Dict[str, str]] = None, log_path: Optional[str] = None) -> None:
+        self.name = name
+        self.python = python
+        environ = dict(os.environ)
+        environ.update(env or {})
+        if pythonpath:
+            environ["PYTHONPATH"] = pythonpath + (os.pathsep + environ["PYTHONPATH"] if environ.get("PYTHONPATH")
+                                                  else "")
+        environ["PYTHONUNBUFFERED"] = "1"
+        self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        try:
+            # cwd: `python -m` puts the working folder first on sys.path; run where only the staged perfsuite is
+            self.proc = subprocess.Popen([python, "-m", "perfsuite.worker"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=self._log, env=environ, bufsize=0,
+                                         start_new_session=True, cwd=pythonpath or None)
+        except OSError as exc:
+            raise WorkerError(f"{name}: cannot start {python} ({exc.strerror})") from None
+        self._buf = b""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, req: Dict[str, Any]) -> None:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write((json.dumps(req) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise WorkerError(self._death(f"while sending {req.get('cmd')!r}")) from None
+
+    def receive(self, timeout: float, what: str = "") -> Dict[str, Any]:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise WorkerError(f"{self.name}: no reply to {what or 'a request'} within {timeout:.0f} s "
+                                  "(hung; the worker was killed)")
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise WorkerError(self._death(f"during {what or 'a request'}"))
+                self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            raise WorkerError(f"{self.name}: broke the protocol (not JSON: {line[:200]!r})") from None
+
+    def request(self, req: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+        """Send one request and wait for its reply; a failed request raises (input: PerfsuiteInputError)."""
+        self.send(req)
+        reply = self.receive(timeout, repr(req.get("cmd")))
+        if not reply.get("ok"):
+            msg = f"{self.name}: {req.get('cmd')} {req.get('target', '')}: {reply.get('error')}".replace("  ", " ")
+            if reply.get("kind") == "input":
+                raise PerfsuiteInputError(msg)
+            raise WorkerError(msg)
+        return reply
+
+    def _death(self, when: str) -> str:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return f"{self.name}: closed its pipe {when} but is still running"
+        if code < 0:
+            try:
+                sig = signal.Signals(-code).name
+            except ValueError:
+                sig = f"signal {-code}"
+            return f"{self.name}: crashed {when} ({sig})"
+        return f"{self.name}: exited {when} with status {code}"
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Ask the worker to quit; kill it if it does not within `timeout`."""
+        if self.proc.poll() is None:
+            try:
+                self.send({"cmd": "quit"})
+                self.proc.wait(timeout=timeout)
+            except (WorkerError, subprocess.TimeoutExpired):
+                self.kill()
+        self._close_files()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                self.proc.kill()
+            self.proc.wait()
+        self._close_files()
+
+    def _close_files(self) -> None:
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f:
+                    f.close()
+            except OSError:
+                pass
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()
+            self._log = subprocess.DEVNULL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
