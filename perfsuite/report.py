@@ -165,7 +165,7 @@ def format_speedup(r: Comparison) -> str:
     s = 1 / r.ratio
     if not r.enough:
         return f"not enough data ({s:.2f}x on {r.n_units} pairs; a verdict needs >= {r.min_units})"
-    text = f"{s:.2f}x [{1 / r.high:.2f}, {1 / r.low:.2f}]"
+    text = f"{s:.2f}x [{1 / r.high:.2f}, {1 / r.low:.2f}], {r.n_units} pairs"
     note = f"; {r.notes[0]}" if r.notes else ""
     if not r.significant:
         return f"not significant ({text}{note})"
