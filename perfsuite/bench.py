@@ -49,8 +49,8 @@ def batch_for(w: Workload, seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.nd
 
 
 @functools.lru_cache(maxsize=8)
-def runner_for(model: str, path: str) -> Tuple[Runner, float]:
-    """One prepared runner per (model, path) per process, and how long preparing it took (seconds)."""
+def runner_for(model: str, path: str, task: str = "classification") -> Tuple[Runner, float]:
+    """One prepared runner per (model, path, task graph) per process, and how long preparing it took (seconds)."""
     from perfsuite.model_parity import model_weights
     from perfsuite.weights import CONFIGS
 
@@ -63,13 +63,13 @@ def runner_for(model: str, path: str) -> Tuple[Runner, float]:
 
         kwargs.update(pass_library=str(build_pass_library()), passes=["perfsuite_identity_rewrite"])
     t0 = time.perf_counter()
-    runner = prepare(path, CONFIGS[model], model_weights(model), **kwargs)
+    runner = prepare(path, CONFIGS[model], model_weights(model), task=task, **kwargs)
     return runner, time.perf_counter() - t0
 
 
 def timed(w: Workload) -> Tuple[Callable[[], Any], Runner]:
     """(one synchronized forward pass on prepared inputs, its runner). All setup happens here."""
-    runner, _ = runner_for(w.model, w.path)
+    runner, _ = runner_for(w.model, w.path, w.task)
     nd_inputs = runner.inputs(*batch_for(w))
     fn = functools.partial(runner.forward, nd_inputs)
     fn()  # first call binds the graph (static_alloc/static_shape allocate per shape): setup, not a sample
@@ -88,7 +88,7 @@ def measure(w: Workload, warmup: int = 1, min_repeat: int = 5, max_repeat: int =
             max_time_s: float = 60.0) -> Measurement:
     """Time one workload (warm-up, raw samples, interference marks, peak RSS, metadata)."""
     fn, runner = timed(w)
-    _, prepare_s = runner_for(w.model, w.path)
+    _, prepare_s = runner_for(w.model, w.path, w.task)
     peak_rss_reset()
     samples, warm = time_callable(fn, warmup=warmup, min_repeat=min_repeat, max_repeat=max_repeat,
                                   min_time_s=min_time_s, max_time_s=max_time_s, sync=mxnet_sync)

@@ -137,6 +137,9 @@ def _add_parity_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", type=_csv, default=None, metavar="M[,M...]",
                         help="run the whole-model checks for these models instead of the op grid: small, bert-base, "
                              "bert-large, minilm (real all-MiniLM-L6-v2 weights on real text)")
+    parser.add_argument("--task", type=_csv, default=None, metavar="T[,T...]",
+                        help="whole-model task graphs, as deploy.py exports them: classification (BERTClassifier), qa "
+                             "(BertForQA), embedding (the bare BERTModel); default: all three")
     parser.add_argument("--batch-size", type=int, default=4, help="whole-model batch size (default 4)")
     parser.add_argument("--seq-len", type=int, default=64, help="whole-model sequence length (default 64)")
     parser.add_argument("--custom-pass-lib", default=None, metavar="LIB.so",
@@ -270,13 +273,18 @@ def _model_cases(args: argparse.Namespace) -> list:
         check_choice("whole-model path", p, list(MODEL_PATHS))
     if args.custom_passes and not args.custom_pass_lib:
         raise PerfsuiteInputError("--custom-passes needs --custom-pass-lib (the library that defines them)")
-    return [ModelCase(m, p, args.batch_size, args.seq_len, "text" if m == "minilm" else "random")
-            for m in args.model for p in paths]
+    tasks = args.task or list(TASKS)
+    if not tasks:
+        raise PerfsuiteInputError(f"--task is empty; allowed: {', '.join(TASKS)}")
+    for t in tasks:
+        check_choice("task", t, list(TASKS))
+    return [ModelCase(m, p, args.batch_size, args.seq_len, "text" if m == "minilm" else "random", task=t)
+            for m in args.model for p in paths for t in dict.fromkeys(tasks)]
 
 
 def format_model_table(outcomes: Sequence[Any]) -> str:
     """Whole-model outcomes as an aligned text table."""
-    header = ("model", "path", "batch x seq", "inputs", "worst err/bound", "verdict")
+    header = ("model", "path", "task", "batch x seq", "inputs", "worst err/bound", "verdict")
     rows = []
     for o in outcomes:
         r = o.result
@@ -287,7 +295,8 @@ def format_model_table(outcomes: Sequence[Any]) -> str:
         else:
             ratio = "-"
         verdict = o.status.upper() + ("" if o.status == "pass" else f": {o.detail.splitlines()[0][:240]}")
-        rows.append((o.case.model, o.case.path, f"{o.case.batch} x {o.case.seq_len}", o.case.inputs, ratio, verdict))
+        rows.append((o.case.model, o.case.path, o.case.task, f"{o.case.batch} x {o.case.seq_len}", o.case.inputs, ratio,
+                     verdict))
     return _text_table(header, rows)
 
 
@@ -338,7 +347,7 @@ def _check_json_folder(path: Optional[str]) -> None:
 # infer
 # ---------------------------------------------------------------------------------------------
 
-TASKS = ("classification", "qa", "embedding")
+TASKS = ("classification", "qa", "embedding")  # the deploy script's task graphs (perfsuite.models.TASKS)
 
 
 def _add_infer_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -427,7 +436,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     if MODEL_PATHS[args.path].judged_by == "agreement":
         kwargs["calib_batches"] = [(ids[:64], types[:64], valid[:64])]
     print(f"perfsuite infer: {len(sentences)} sentences, {args.model} via {args.path}", file=sys.stderr)
-    runner = prepare(args.path, cfg, weights, **kwargs)
+    runner = prepare(args.path, cfg, weights, task=args.task, **kwargs)
     parts = []
     for start in range(0, len(sentences), args.batch_size):
         sl = slice(start, start + args.batch_size)

@@ -1,9 +1,11 @@
-"""Whole-model parity: GluonNLP BERT, through each deployment path, against the independent float64 NumPy BERT.
+"""Whole-model parity: GluonNLP BERT's deployed task graphs (classification, QA, embedding, as deploy.py exports
+them), through each deployment path, against the independent float64 NumPy BERT.
 
-FP32/FP16 paths are judged elementwise per output (sequence, pooled, classification logits, QA logits, mean
-embedding) under the model entry of the tolerance table: a multiple of the error that a correct implementation
-in the same precision makes (the NumPy precision twin), per sentence. INT8 is judged by agreement with the FP32
-reference (top-1 classification, QA start/end, embedding cosine), with thresholds from the same table.
+FP32/FP16 paths are judged elementwise on what the task's graph returns (classification logits; QA start/end
+logits; the sequence output and its mean-of-valid-tokens embedding) under the model entry of the tolerance table:
+a multiple of the error that a correct implementation in the same precision makes (the NumPy precision twin), per
+sentence. INT8 is judged by agreement with the FP32 reference (top-1 classification, QA start/end, embedding
+cosine), with thresholds from the same table.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from perfsuite import tolerance as tl
 from perfsuite.compare import Comparison, compare
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.paths.model import MODEL_PATHS, OUTPUTS, Runner, check_selection, prepare, skip_reason_path
+from perfsuite.paths.model import MODEL_PATHS, Runner, check_selection, prepare, skip_reason_path
 from perfsuite.weights import CONFIGS, BertConfig, Weights, random_weights
 
 __all__ = ["ModelCase", "Batch", "MODELS", "model_weights", "make_batch", "reference_outputs", "model_bound",
@@ -27,12 +29,16 @@ __all__ = ["ModelCase", "Batch", "MODELS", "model_weights", "make_batch", "refer
 
 MODELS = tuple(CONFIGS)
 Batch = Tuple[np.ndarray, np.ndarray, np.ndarray]
-COMPARED = OUTPUTS + ("embedding_mean",)
+#: The reference outputs each task's graph is compared on.
+COMPARED: Dict[str, Tuple[str, ...]] = {"classification": ("classification",), "qa": ("qa",),
+                                        "embedding": ("sequence", "embedding_mean")}
+#: All outputs of the NumPy reference perfsuite uses.
+REFERENCE_OUTPUTS = ("sequence", "pooled", "classification", "qa", "embedding_mean")
 
 
 @dataclass(frozen=True)
 class ModelCase:
-    """One whole-model check: model x path x batch x sequence length x input source x seed."""
+    """One whole-model check: model x path x task graph x batch x sequence length x input source x seed."""
 
     model: str
     path: str
@@ -40,9 +46,13 @@ class ModelCase:
     seq_len: int
     inputs: str = "random"  # "random" token ids, or "text" (real sentences, tokenized)
     seed: int = 0
+    task: str = "classification"  # which deployed graph: classification, qa or embedding
 
     def __post_init__(self) -> None:
+        from perfsuite.models import check_task
+
         check_selection(self.model, self.path, self.batch, self.seq_len)
+        check_task(self.task)
         if self.inputs not in ("random", "text"):
             raise PerfsuiteInputError(f"unknown input source {self.inputs!r}; allowed: random, text")
 
@@ -52,7 +62,7 @@ class ModelCase:
 
     @property
     def id(self) -> str:
-        return f"{self.model}-{self.path}-b{self.batch}-L{self.seq_len}-{self.inputs}-s{self.seed}"
+        return f"{self.model}-{self.path}-{self.task}-b{self.batch}-L{self.seq_len}-{self.inputs}-s{self.seed}"
 
 
 @functools.lru_cache(maxsize=4)
@@ -98,19 +108,21 @@ def _embedding_mean(seq: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def with_embedding(out: Dict[str, np.ndarray], valid: np.ndarray) -> Dict[str, np.ndarray]:
-    """Add the mean-of-valid-tokens embedding (sentence-transformers' pooling) to a path's outputs."""
+    """Add the mean-of-valid-tokens embedding (sentence-transformers' pooling) to outputs that have a sequence."""
     out = dict(out)
-    out["embedding_mean"] = _embedding_mean(out["sequence"], np.asarray(valid))
+    if "sequence" in out:
+        out["embedding_mean"] = _embedding_mean(out["sequence"], np.asarray(valid))
     return out
 
 
 def reference_outputs(cfg: BertConfig, weights: Weights, batch: Batch, dtype: str = "float64") -> Dict[str, np.ndarray]:
-    """The NumPy reference (or its precision twin) on the batch, with GluonNLP's output semantics."""
+    """The NumPy reference (or its precision twin) on the batch, with GluonNLP's output semantics: every output
+    any task graph returns (sequence, pooled, classification, qa) and the mean embedding."""
     from perfsuite.reference.bert import forward
 
     ids, types, valid = batch
     out = forward(cfg, weights, ids, types, valid, dtype=dtype)
-    return with_embedding({k: np.asarray(out[k], dtype=np.float64) for k in OUTPUTS}, valid)
+    return with_embedding({k: np.asarray(out[k], dtype=np.float64) for k in REFERENCE_OUTPUTS[:4]}, valid)
 
 
 def model_bound(ref: Dict[str, np.ndarray], twin: Dict[str, np.ndarray], dtype: str) -> Dict[str, np.ndarray]:
@@ -118,7 +130,7 @@ def model_bound(ref: Dict[str, np.ndarray], twin: Dict[str, np.ndarray], dtype: 
     entry = tl.MODEL_TOLERANCES[dtype]
     u = tl.UNIT_ROUNDOFF[dtype]
     bounds = {}
-    for name in COMPARED:
+    for name in REFERENCE_OUTPUTS:
         r, t = ref[name], twin[name]
         axes = tuple(range(1, r.ndim))
         twin_err = np.abs(t - r).max(axis=axes, keepdims=True)
@@ -129,12 +141,16 @@ def model_bound(ref: Dict[str, np.ndarray], twin: Dict[str, np.ndarray], dtype: 
 
 def compare_outputs(actual: Dict[str, np.ndarray], ref: Dict[str, np.ndarray], bounds: Dict[str, np.ndarray],
                     context: Dict[str, Any]) -> List[Comparison]:
-    """One comparison per compared output."""
-    return [compare(actual[n], ref[n], bounds[n], name=n, context=context) for n in COMPARED]
+    """One comparison per output the task graph returned (classification, qa, sequence, embedding_mean)."""
+    names = [n for n in REFERENCE_OUTPUTS if n in actual]
+    if not names:
+        raise PerfsuiteInputError(f"no output to compare; got {sorted(actual)}")
+    return [compare(actual[n], ref[n], bounds[n], name=n, context=context) for n in names]
 
 
 def agreement(actual: Dict[str, np.ndarray], ref: Dict[str, np.ndarray], valid: np.ndarray) -> Dict[str, float]:
-    """INT8 vs FP32 reference: top-1 agreement (classification, QA start and end over valid tokens), cosine."""
+    """INT8 vs FP32 reference, for the outputs the task graph returned: top-1 agreement (classification; QA start
+    and end over valid tokens), minimum cosine of the mean embedding."""
     valid = np.asarray(valid)
     masked = np.arange(ref["qa"].shape[1])[None, :] >= valid[:, None]
 
@@ -146,13 +162,16 @@ def agreement(actual: Dict[str, np.ndarray], ref: Dict[str, np.ndarray], valid: 
         den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
         return float((num / den).min())
 
-    return {
-        "classification_top1": float((actual["classification"].argmax(1) == ref["classification"].argmax(1)).mean()),
-        "qa_start_top1": float((qa_argmax(actual["qa"], 0) == qa_argmax(ref["qa"], 0)).mean()),
-        "qa_end_top1": float((qa_argmax(actual["qa"], 1) == qa_argmax(ref["qa"], 1)).mean()),
-        "embedding_mean_cosine_min": cosine(actual["embedding_mean"], ref["embedding_mean"]),
-        "embedding_pooled_cosine_min": cosine(actual["pooled"], ref["pooled"]),
-    }
+    out: Dict[str, float] = {}
+    if "classification" in actual:
+        out["classification_top1"] = float((actual["classification"].argmax(1)
+                                            == ref["classification"].argmax(1)).mean())
+    if "qa" in actual:
+        out["qa_start_top1"] = float((qa_argmax(actual["qa"], 0) == qa_argmax(ref["qa"], 0)).mean())
+        out["qa_end_top1"] = float((qa_argmax(actual["qa"], 1) == qa_argmax(ref["qa"], 1)).mean())
+    if "embedding_mean" in actual:
+        out["embedding_mean_cosine_min"] = cosine(actual["embedding_mean"], ref["embedding_mean"])
+    return out
 
 
 @dataclass(frozen=True)
@@ -165,12 +184,32 @@ class ModelResult:
     metrics: Optional[Dict[str, float]] = None
     info: Optional[Dict[str, Any]] = None
 
+    base_comparisons: Tuple[Comparison, ...] = ()  # graph_pass: the passed model vs the unpassed exported one
+
     @property
     def worst_ratio(self) -> float:
+        if self.base_comparisons:  # a pass is judged against its unpassed model
+            return max(c.worst_ratio for c in self.base_comparisons)
         return max((c.worst_ratio for c in self.comparisons), default=float("nan"))
 
     @property
+    def reference_passed(self) -> bool:
+        return all(c.passed for c in self.comparisons)
+
+    @property
     def message(self) -> str:
+        if self.base_comparisons:
+            base_ok = all(c.passed for c in self.base_comparisons)
+            ref_worst = max((c.worst_ratio for c in self.comparisons), default=float("nan"))
+            head = (f"{'PASS' if base_ok else 'FAIL'} {self.case.id}: the passed model "
+                    f"{'agrees with' if base_ok else 'DIFFERS from'} the unpassed exported model (worst error/bound "
+                    f"{self.worst_ratio:.3g}); against the float64 reference: "
+                    f"{'passes' if self.reference_passed else 'fails'} (worst {ref_worst:.3g})")
+            if not self.reference_passed and base_ok:
+                head += ("; the base model itself fails the reference on this MXNet, not the pass: "
+                         + (self.info or {}).get("base_reference", "see the exported path"))
+            bad = [c for c in self.base_comparisons if not c.passed]
+            return "\n".join([head] + [f"{self.case.id}: {c.message}" for c in bad])
         if self.metrics is not None:
             limits = tl.INT8_AGREEMENT
             parts = [f"{k}={v:.4f} (>= {limits[k]})" for k, v in self.metrics.items()]
@@ -181,8 +220,13 @@ class ModelResult:
 
 
 def run_model_case(case: ModelCase, runner: Optional[Runner] = None, batch: Optional[Batch] = None,
-                   **prepare_kwargs: Any) -> ModelResult:
-    """Prepare the path (unless a runner is given), run the batch, and judge it against the reference."""
+                   base_runner: Optional[Runner] = None, **prepare_kwargs: Any) -> ModelResult:
+    """Prepare the path (unless a runner is given), run the batch, and judge it against the reference.
+
+    A graph pass is judged twice: against the unpassed exported model of the same MXNet (`base_runner`, prepared
+    here when not given), which decides the verdict under tolerance.GRAPH_PASS_VS_BASE, and against the
+    reference, reported beside it (a base model that fails the reference is this MXNet's fault, not the pass's).
+    """
     cfg, weights = case.cfg, model_weights(case.model)  # weights are fixed per model; case.seed drives the inputs
     batch = batch if batch is not None else make_batch(case)
     spec = MODEL_PATHS[case.path]
@@ -192,18 +236,40 @@ def run_model_case(case: ModelCase, runner: Optional[Runner] = None, batch: Opti
             raise PerfsuiteInputError(f"{case.id} cannot run here: {reason}")
         if spec.judged_by == "agreement" and "calib_batches" not in prepare_kwargs:
             prepare_kwargs["calib_batches"] = [batch]
-        runner = prepare(case.path, cfg, weights, **prepare_kwargs)
+        runner = prepare(case.path, cfg, weights, task=case.task, **prepare_kwargs)
     actual = with_embedding(runner(*batch), batch[2])
     ref = reference_outputs(cfg, weights, batch)
-    context = {"model": case.model, "path": case.path, "batch": case.batch, "seq_len": case.seq_len,
-               "inputs": case.inputs, "seed": case.seed}
+    context = {"model": case.model, "path": case.path, "task": case.task, "batch": case.batch,
+               "seq_len": case.seq_len, "inputs": case.inputs, "seed": case.seed}
     if spec.judged_by == "agreement":
         metrics = agreement(actual, ref, batch[2])
-        passed = all(metrics[k] >= v for k, v in tl.INT8_AGREEMENT.items())
+        passed = all(metrics[k] >= tl.INT8_AGREEMENT[k] for k in metrics)
         return ModelResult(case, passed, metrics=metrics, info=runner.info)
     twin = reference_outputs(cfg, weights, batch, dtype=spec.dtype)
     comps = compare_outputs(actual, ref, model_bound(ref, twin, spec.dtype), context)
-    return ModelResult(case, all(c.passed for c in comps), tuple(comps), info=runner.info)
+    if case.path != "graph_pass":
+        return ModelResult(case, all(c.passed for c in comps), tuple(comps), info=runner.info)
+    if base_runner is None:
+        base_runner = prepare("exported", cfg, weights, task=case.task)
+    base = with_embedding(base_runner(*batch), batch[2])
+    entry = tl.GRAPH_PASS_VS_BASE
+    base_bounds = {}
+    for name in base:
+        r = ref[name]
+        axes = tuple(range(1, r.ndim))
+        twin_err = np.abs(twin[name] - r).max(axis=axes, keepdims=True)
+        scale = np.abs(base[name]).max(axis=axes, keepdims=True)
+        base_bounds[name] = np.broadcast_to(entry.factor * twin_err + entry.floor_ulps * tl.UNIT_ROUNDOFF["float32"]
+                                            * scale, r.shape)
+    base_comps = [compare(actual[n], base[n], base_bounds[n], name=f"{n} (vs unpassed)", context=context)
+                  for n in base if n in actual]
+    base_ref = compare_outputs(base, ref, model_bound(ref, twin, spec.dtype), context)
+    info = dict(runner.info)
+    if not all(c.passed for c in base_ref):
+        worst = max(base_ref, key=lambda c: c.worst_ratio)
+        info["base_reference"] = f"the unpassed exported model's {worst.name} is at error/bound {worst.worst_ratio:.3g}"
+    return ModelResult(case, all(c.passed for c in base_comps), tuple(comps), info=info,
+                       base_comparisons=tuple(base_comps))
 
 
 @dataclass(frozen=True)
@@ -218,13 +284,16 @@ class ModelOutcome:
 
     def to_dict(self) -> Dict[str, Any]:
         r = self.result
-        return {"id": self.case.id, "model": self.case.model, "path": self.case.path, "batch": self.case.batch,
+        return {"id": self.case.id, "model": self.case.model, "path": self.case.path, "task": self.case.task,
+                "batch": self.case.batch,
                 "seq_len": self.case.seq_len, "inputs": self.case.inputs, "seed": self.case.seed,
                 "status": self.status, "detail": self.detail, "seconds": round(self.seconds, 3),
                 "worst_ratio": None if r is None or not r.comparisons else r.worst_ratio,
                 "metrics": None if r is None else r.metrics,
                 "info": None if r is None else r.info,
-                "comparisons": [] if r is None else [c.to_dict() for c in r.comparisons]}
+                "comparisons": [] if r is None else [c.to_dict() for c in r.comparisons],
+                "vs_unpassed": [] if r is None else [c.to_dict() for c in r.base_comparisons],
+                "reference_passed": None if r is None or not r.comparisons else r.reference_passed}
 
 
 def own_pass_selection() -> Tuple[Optional[str], Tuple[str, ...], Optional[str]]:
@@ -259,7 +328,7 @@ def run_model_cases(cases: List[ModelCase], pass_library: Optional[str] = None, 
             out = ModelOutcome(case, "skip", detail=reason)
         else:
             try:
-                key = (case.model, case.path)
+                key = (case.model, case.path, case.task)
                 if key not in runners:
                     kwargs: Dict[str, Any] = {}
                     if case.path == "graph_pass":
@@ -267,8 +336,14 @@ def run_model_cases(cases: List[ModelCase], pass_library: Optional[str] = None, 
                     if MODEL_PATHS[case.path].judged_by == "agreement":
                         calib = ModelCase(case.model, case.path, 16, case.seq_len, case.inputs, seed=case.seed + 1000)
                         kwargs["calib_batches"] = [make_batch(calib)]
-                    runners[key] = prepare(case.path, case.cfg, model_weights(case.model), **kwargs)
-                res = run_model_case(case, runner=runners[key])
+                    runners[key] = prepare(case.path, case.cfg, model_weights(case.model), task=case.task, **kwargs)
+                base = None
+                if case.path == "graph_pass":
+                    bkey = (case.model, "exported", case.task)
+                    if bkey not in runners:
+                        runners[bkey] = prepare("exported", case.cfg, model_weights(case.model), task=case.task)
+                    base = runners[bkey]
+                res = run_model_case(case, runner=runners[key], base_runner=base)
                 out = ModelOutcome(case, "pass" if res.passed else "fail", res, res.message)
             except PerfsuiteInputError as exc:
                 out = ModelOutcome(case, "error", detail=str(exc))

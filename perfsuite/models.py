@@ -3,16 +3,17 @@
 Facts this module relies on (read in gluonnlp/model/bert.py 0.10.0, identical in the 1.6 to 1.9.1 venvs, and checked
 by running it on MXNet 1.6.0, 1.7.0.post2, 1.8.0.post0 and 1.9.1):
 
-* ``BERTModel(inputs, token_types, valid_length)`` takes batch-major ``(B, L)`` token ids and token types (int32 is
-  fine: they only feed ``Embedding``), transposes the embeddings to ``(L, B, U)`` for ``BERTEncoder`` and returns
-  ``(B, L, U)`` sequence and ``(B, U)`` pooled outputs.
-* ``valid_length`` must have the model's FLOAT dtype (float32, or float16 after a cast): the encoder adds it to a
-  float ``zeros_like(arange_like(embeddings))`` with ``broadcast_add``, and an int32 length fails with "Incompatible
-  attr in node encoder_broadcast_add0 ... expected int32, got float32". perfsuite's convention is int32 lengths, so
-  :class:`BertWithHeads` turns them into the model's float dtype inside the graph by a ``take`` from its own
-  non-trainable parameter ``length_values`` = ``0..max_length`` (exported with the weights; no fixed-dtype ``Cast``),
-  so a ``SymbolBlock`` imported and then ``cast('float16')``, as GluonNLP's deploy.py does, still type-checks. Float
-  lengths (GluonNLP's own convention) are accepted too: ``take`` truncates them to integers.
+* The graphs perfsuite checks, times and serves are the ones GluonNLP 0.10's ``scripts/bert/deploy.py`` exports, one
+  per task (:func:`deployed_block`): ``BERTClassifier(bert, num_classes=2, dropout=0.1)`` on a BERTModel with the
+  pooler (classification), ``BertForQA(bert)`` (question answering) and the bare BERTModel without pooler
+  (embedding: the sequence output), built by get_model's construction (encoder dropout 0.1, ``layer_norm_eps``
+  1e-12 for BERT-base and -large) with a fresh name manager, so node names (``bertencoder0_transformer0_...``),
+  parameter names and inputs (``data0``, ``data1``, ``data2``) are those of a deploy.py export.
+* ``BERTModel(inputs, token_types, valid_length)`` takes batch-major ``(B, L)`` token ids and token types and
+  transposes the embeddings to ``(L, B, U)`` for ``BERTEncoder``. deploy.py feeds all three inputs as float32
+  (``valid_length`` in the model's dtype after a ``cast('float16')``): the encoder adds the length to a float
+  ``zeros_like(arange_like(embeddings))`` with ``broadcast_add``, so an int32 length fails at bind ("Incompatible
+  attr in node bertencoder0_broadcast_add0"). perfsuite's API takes integer arrays and feeds them as float32.
 * ``BERTEncoder`` zeroes the sequence output at padded positions (``SequenceMask`` with ``valid_length``), so
   ``sequence[b, t] == 0`` exactly for ``t >= valid_length[b]`` and the QA logits there equal the QA bias.
 * ``DotProductSelfAttentionCell`` keeps separate ``query/key/value`` weights and biases as parameters and builds the
@@ -46,14 +47,21 @@ from perfsuite.validate import check_array, check_dtype, check_lengths
 from perfsuite.weights import CONFIGS, HEAD_CLASSES, BertConfig, Weights, check_weights, expected_shapes
 
 __all__ = [
-    "BertWithHeads",
+    "BertForQA",
+    "CLASSIFIER_DROPOUT",
+    "ENCODER_DROPOUT",
     "HEAD_SEED",
     "MAX_SEQ_LEN",
     "MINILM_PACKAGE",
-    "OUTPUT_NAMES",
+    "TASKS",
+    "TASK_OUTPUT",
     "Tokenizer",
     "build_gluonnlp_bert",
     "check_bert_inputs",
+    "check_task",
+    "deployed_block",
+    "embedding_mean",
+    "full_param_names",
     "gluonnlp_forward",
     "gluonnlp_param_names",
     "hf_param_names",
@@ -72,67 +80,83 @@ HEAD_SEED = 20231
 MAX_SEQ_LEN = 512
 """Longest sequence the tokenizer produces (BERT's position table)."""
 
-OUTPUT_NAMES: Tuple[str, ...] = ("sequence", "pooled", "classification", "qa")
-"""Order of the outputs of BertWithHeads.hybrid_forward (and of an exported BertWithHeads graph)."""
+TASKS: Tuple[str, ...] = ("classification", "qa", "embedding")
+"""The deploy script's task graphs: BERTClassifier (SST-2 style), BertForQA (SQuAD), the bare BERTModel."""
 
-_BLOCK_PREFIX = "perfsuite_bert_"  # fixed, so exported graphs and their parameter names are reproducible
-_LENGTH_TABLE = "length_values"  # BertWithHeads' own 0..max_length table: not a GluonNLP parameter, not a weight
+TASK_OUTPUT: Dict[str, str] = {"classification": "classification", "qa": "qa", "embedding": "sequence"}
+"""What each task's exported graph returns: logits (B, 2); start/end logits (B, L, 2); the sequence output (B, L, U)."""
+
+ENCODER_DROPOUT = 0.1
+"""get_model's bert_12_768_12 / bert_24_1024_16 encoder dropout (inactive at inference; its nodes are in the graph)."""
+
+CLASSIFIER_DROPOUT = 0.1
+"""deploy.py's --dropout default for BERTClassifier (a Dropout node before the Dense, inactive at inference)."""
+
 _IGNORED_HF = frozenset({"embeddings.position_ids"})  # a buffer (arange) in HF checkpoints, not a weight
 
 
-@mx.init.register
-class _Arange(mx.init.Initializer):
-    """Fills a 1-D parameter with 0, 1, 2, ... (BertWithHeads' length table; one registered class, no per-instance
-    initializers as gluon's Constant creates)."""
+class BertForQA(HybridBlock):
+    """The structure of GluonNLP 0.10's scripts/bert BertForQA (a script, not part of the gluonnlp package): one
+    Dense(2, flatten=False) on BERT's sequence output, giving start and end logits per token."""
 
-    def _init_weight(self, _, arr):
-        arr[:] = mx.nd.arange(arr.shape[0], dtype=arr.dtype)
-
-    _init_default = _init_weight
-
-
-class BertWithHeads(HybridBlock):
-    """GluonNLP 0.10 BERTModel (pooler on, no decoder/NSP classifier, dropout 0) plus SST-2 and QA heads, one graph."""
-
-    def __init__(self, cfg: BertConfig, prefix: Optional[str] = _BLOCK_PREFIX, params=None) -> None:
+    def __init__(self, bert: HybridBlock, prefix: Optional[str] = None, params=None) -> None:
         super().__init__(prefix=prefix, params=params)
-        self.cfg = cfg
+        self.bert = bert
         with self.name_scope():
-            encoder = BERTEncoder(num_layers=cfg.layers, units=cfg.units, hidden_size=cfg.hidden,
-                                  max_length=cfg.max_length, num_heads=cfg.heads, dropout=0.0,
-                                  output_attention=False, output_all_encodings=False, activation="gelu",
-                                  layer_norm_eps=cfg.layer_norm_eps, prefix="encoder_")
-            self.bert = BERTModel(encoder, vocab_size=cfg.vocab_size, token_type_vocab_size=cfg.type_vocab_size,
-                                  units=cfg.units, embed_size=cfg.units, use_pooler=True, use_decoder=False,
-                                  use_classifier=False, prefix="bert_")
-            self.classification = nn.Dense(HEAD_CLASSES, in_units=cfg.units, prefix="classification_")
-            self.qa = nn.Dense(HEAD_CLASSES, flatten=False, in_units=cfg.units, prefix="qa_")
-            # int32 length -> model float dtype by lookup (follows cast(); a Cast op would pin the dtype)
-            self.length_values = self.params.get(_LENGTH_TABLE, shape=(cfg.max_length + 1,), init=_Arange(),
-                                                 grad_req="null")
+            self.span_classifier = nn.Dense(units=HEAD_CLASSES, flatten=False)
 
-    def hybrid_forward(self, F, token_ids, token_types, valid_length, length_values):  # noqa: N803
-        """(B, L) int32 ids and types, (B,) int32 lengths -> (sequence, pooled, classification, qa)."""
-        length = F.take(length_values, valid_length)
-        sequence, pooled = self.bert(token_ids, token_types, length)
-        return sequence, pooled, self.classification(pooled), self.qa(sequence)
+    def hybrid_forward(self, F, inputs, token_types, valid_length):  # noqa: N803
+        return self.span_classifier(self.bert(inputs, token_types, valid_length))
+
+
+def deployed_block(cfg: BertConfig, task: str) -> HybridBlock:
+    """The task's network exactly as GluonNLP 0.10's scripts/bert/deploy.py builds it (get_model's BERTEncoder and
+    BERTModel, then BERTClassifier / BertForQA / nothing), uninitialized.
+
+    Built inside a fresh mx.name.NameManager, so the blocks get the names of a fresh deploy.py process
+    (bertencoder0_, bertmodel0_, bertclassifier0_, bertforqa0_) whatever else this process has built: the exported
+    graph then has deploy.py's node names, parameter names and inputs (data0, data1, data2), which is what custom
+    graph passes look up.
+    """
+    check_task(task)
+    with mx.name.NameManager():
+        encoder = BERTEncoder(num_layers=cfg.layers, units=cfg.units, hidden_size=cfg.hidden,
+                              max_length=cfg.max_length, num_heads=cfg.heads, dropout=ENCODER_DROPOUT,
+                              output_attention=False, output_all_encodings=False, activation="gelu",
+                              layer_norm_eps=cfg.layer_norm_eps)
+        bert = BERTModel(encoder, cfg.vocab_size, token_type_vocab_size=cfg.type_vocab_size, units=cfg.units,
+                         embed_size=cfg.units, word_embed=None, use_pooler=task == "classification",
+                         use_decoder=False, use_classifier=False)
+        if task == "classification":
+            from gluonnlp.model import BERTClassifier
+
+            return BERTClassifier(bert, num_classes=HEAD_CLASSES, dropout=CLASSIFIER_DROPOUT)
+        if task == "qa":
+            return BertForQA(bert)
+        return bert
+
+
+def check_task(task: str) -> str:
+    if task not in TASKS:
+        raise PerfsuiteInputError(f"unknown task {task!r}; allowed: {', '.join(TASKS)}")
+    return task
 
 
 # --------------------------------------------------------------------------------------------------------------
 # names
 
 
-def gluonnlp_param_names(cfg: BertConfig) -> Dict[str, str]:
-    """Structural name -> BertWithHeads parameter name as save_parameters writes it (``bert.`` + GluonNLP's own)."""
+def _bert_param_names(cfg: BertConfig) -> Dict[str, str]:
+    """Structural name -> GluonNLP BERTModel parameter name relative to the model (save_parameters style)."""
     out = {
-        "embeddings.word": "bert.word_embed.0.weight",
-        "embeddings.position": "bert.encoder.position_weight",
-        "embeddings.token_type": "bert.token_type_embed.0.weight",
-        "embeddings.ln.gamma": "bert.encoder.layer_norm.gamma",
-        "embeddings.ln.beta": "bert.encoder.layer_norm.beta",
+        "embeddings.word": "word_embed.0.weight",
+        "embeddings.position": "encoder.position_weight",
+        "embeddings.token_type": "token_type_embed.0.weight",
+        "embeddings.ln.gamma": "encoder.layer_norm.gamma",
+        "embeddings.ln.beta": "encoder.layer_norm.beta",
     }
     for i in range(cfg.layers):
-        s, g = f"layer{i}.", f"bert.encoder.transformer_cells.{i}."
+        s, g = f"layer{i}.", f"encoder.transformer_cells.{i}."
         for short, long in (("q", "query"), ("k", "key"), ("v", "value")):
             for kind in ("weight", "bias"):
                 out[f"{s}attn.{short}.{kind}"] = f"{g}attention_cell.proj_{long}.{kind}"
@@ -143,10 +167,24 @@ def gluonnlp_param_names(cfg: BertConfig) -> Dict[str, str]:
         for kind in ("gamma", "beta"):
             out[f"{s}attn.ln.{kind}"] = f"{g}layer_norm.{kind}"
             out[f"{s}ffn.ln.{kind}"] = f"{g}ffn.layer_norm.{kind}"
+    return out
+
+
+def gluonnlp_param_names(cfg: BertConfig, task: str = "classification") -> Dict[str, str]:
+    """Structural name -> the task graph's parameter name as save_parameters writes it (GluonNLP's own names:
+    BERTClassifier and BertForQA hold the model as ``bert.``; the embedding graph is the bare model). Only the
+    weights the task's graph has: the pooler and the classifier in classification, the span classifier in QA."""
+    check_task(task)
+    base = _bert_param_names(cfg)
+    if task == "embedding":
+        return base
+    out = {s: f"bert.{g}" for s, g in base.items()}
     for kind in ("weight", "bias"):
-        out[f"pooler.{kind}"] = f"bert.pooler.{kind}"
-        out[f"head.classification.{kind}"] = f"classification.{kind}"
-        out[f"head.qa.{kind}"] = f"qa.{kind}"
+        if task == "classification":
+            out[f"pooler.{kind}"] = f"bert.pooler.{kind}"
+            out[f"head.classification.{kind}"] = f"classifier.{1 if CLASSIFIER_DROPOUT else 0}.{kind}"
+        else:
+            out[f"head.qa.{kind}"] = f"span_classifier.{kind}"
     return out
 
 
@@ -198,17 +236,17 @@ def _hf_lookup(cfg: BertConfig) -> Dict[str, str]:
 
 
 def _gluon_params(block: HybridBlock) -> Dict[str, "mx.gluon.Parameter"]:
-    """Parameters by save_parameters name (BertWithHeads) or by full name (an imported SymbolBlock)."""
-    if isinstance(block, BertWithHeads):
-        return {k: v for k, v in block._collect_params_with_prefix().items() if k != _LENGTH_TABLE}
-    return dict(block.collect_params().items())
+    """Parameters by save_parameters name (a block built here) or by full name (an imported SymbolBlock)."""
+    if isinstance(block, mx.gluon.SymbolBlock):
+        return dict(block.collect_params().items())
+    return dict(block._collect_params_with_prefix().items())
 
 
-def _full_names(cfg: BertConfig) -> Dict[str, str]:
-    """Structural name -> full parameter name (as in an exported graph) of a BertWithHeads built here."""
-    template = BertWithHeads(cfg)  # constructing allocates nothing: parameters stay uninitialized
-    params = template._collect_params_with_prefix()
-    return {s: params[g].name for s, g in gluonnlp_param_names(cfg).items()}
+def full_param_names(cfg: BertConfig, task: str = "classification") -> Dict[str, str]:
+    """Structural name -> full parameter name in the task's exported graph (e.g. bertmodel0_word_embed_embedding0_
+    weight), as deploy.py's export names it."""
+    params = deployed_block(cfg, task)._collect_params_with_prefix()  # allocates nothing
+    return {s: params[g].name for s, g in gluonnlp_param_names(cfg, task).items()}
 
 
 def _check_mapping(cfg: BertConfig, have: Sequence[str], names: Mapping[str, str], what: str) -> None:
@@ -222,19 +260,19 @@ def _check_mapping(cfg: BertConfig, have: Sequence[str], names: Mapping[str, str
             f"{unknown or 'none'} (GluonNLP 0.10 parameter names are expected)")
 
 
-def build_gluonnlp_bert(cfg: BertConfig, weights: Mapping[str, np.ndarray], ctx: Optional[mx.Context] = None,
-                        dtype: str = "float32") -> BertWithHeads:
-    """GluonNLP 0.10 BERT + heads with EVERY parameter set from `weights`, so all paths compute the same model."""
+def build_gluonnlp_bert(cfg: BertConfig, weights: Mapping[str, np.ndarray], task: str = "classification",
+                        ctx: Optional[mx.Context] = None, dtype: str = "float32") -> HybridBlock:
+    """The task's deployed network (deployed_block) with EVERY parameter set from `weights`, so every path
+    computes the same model."""
     dtype = check_dtype(dtype)
     check_weights(cfg, weights, heads=True)
     ctx = ctx if ctx is not None else mx.cpu()
-    block = BertWithHeads(cfg)
-    names = gluonnlp_param_names(cfg)
+    block = deployed_block(cfg, task)
+    block.cfg = cfg
+    block.task = task
+    names = gluonnlp_param_names(cfg, task)
     params = _gluon_params(block)
-    _check_mapping(cfg, list(params), names, "GluonNLP BERTModel")
-    unused = sorted(set(weights) - set(names))
-    if unused:
-        raise PerfsuiteInputError(f"weights not used by the GluonNLP model: {', '.join(unused)}")
+    _check_mapping(cfg, list(params), names, f"GluonNLP BERT ({task})")
     for s, g in names.items():  # resolves GluonNLP's deferred (0) in_units before allocation
         params[g].shape = tuple(np.shape(weights[s]))
     block.initialize(init=mx.init.Zero(), ctx=ctx)
@@ -245,12 +283,12 @@ def build_gluonnlp_bert(cfg: BertConfig, weights: Mapping[str, np.ndarray], ctx:
     return block
 
 
-def read_gluonnlp_weights(block: HybridBlock, cfg: BertConfig) -> Weights:
-    """Structural weights read back from a BertWithHeads, or from a SymbolBlock imported from its export."""
-    names = gluonnlp_param_names(cfg) if isinstance(block, BertWithHeads) else _full_names(cfg)
+def read_gluonnlp_weights(block: HybridBlock, cfg: BertConfig, task: str = "classification") -> Weights:
+    """The structural weights a task graph holds, read back from a block built here or an imported export."""
+    exported = isinstance(block, mx.gluon.SymbolBlock)
+    names = full_param_names(cfg, task) if exported else gluonnlp_param_names(cfg, task)
     params = _gluon_params(block)
-    have = [k for k in params if not k.endswith(_LENGTH_TABLE)]
-    _check_mapping(cfg, have, names, type(block).__name__)
+    _check_mapping(cfg, list(params), names, type(block).__name__)
     return {s: params[g].data().asnumpy() for s, g in names.items()}
 
 
@@ -260,7 +298,8 @@ def read_gluonnlp_weights(block: HybridBlock, cfg: BertConfig) -> Weights:
 
 def check_bert_inputs(token_ids, token_types, valid_length, cfg: Optional[BertConfig] = None
                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate one batch by perfsuite's convention and return it as int32 arrays (before any MXNet call)."""
+    """Validate one batch by perfsuite's convention (integer ids, types and lengths) and return it as int32 arrays
+    (before any MXNet call). The graphs take them as float32, as deploy.py feeds them."""
     ids = check_array("token_ids", token_ids, ndim=2)
     types = check_array("token_types", token_types, ndim=2)
     for name, a in (("token_ids", ids), ("token_types", types)):
@@ -286,24 +325,36 @@ def check_bert_inputs(token_ids, token_types, valid_length, cfg: Optional[BertCo
     return ids.astype(np.int32), types.astype(np.int32), lengths.astype(np.int32)
 
 
-def outputs_dict(outputs: Sequence, valid_length) -> Dict[str, np.ndarray]:
-    """The convention's output dict from BertWithHeads' 4-tuple; embedding_mean averages valid tokens only."""
-    seq, pooled, cls, qa = (o.asnumpy() if hasattr(o, "asnumpy") else np.asarray(o) for o in outputs)
+def embedding_mean(sequence: np.ndarray, valid_length) -> np.ndarray:
+    """Mean of the valid tokens' sequence outputs (sentence-transformers' pooling), in float64."""
     lengths = np.asarray(valid_length).astype(np.int64)
-    mask = np.arange(seq.shape[1])[None, :] < lengths[:, None]
-    mean = (seq.astype(np.float64) * mask[:, :, None]).sum(axis=1) / lengths[:, None]
-    return {"sequence": seq, "pooled": pooled, "classification": cls, "qa": qa,
-            "embedding_mean": mean.astype(seq.dtype), "embedding_pooled": pooled}
+    mask = (np.arange(sequence.shape[1])[None, :] < lengths[:, None]).astype(np.float64)
+    return (sequence.astype(np.float64) * mask[:, :, None]).sum(axis=1) / lengths[:, None]
 
 
-def gluonnlp_forward(block: HybridBlock, token_ids, token_types, valid_length,
+def outputs_dict(output, task: str, valid_length) -> Dict[str, np.ndarray]:
+    """A task graph's output as the convention's dict: {"classification"}, {"qa"}, or {"sequence",
+    "embedding_mean"} for the embedding graph."""
+    check_task(task)
+    arr = output.asnumpy() if hasattr(output, "asnumpy") else np.asarray(output)
+    key = TASK_OUTPUT[task]
+    out = {key: arr}
+    if task == "embedding":
+        out["embedding_mean"] = embedding_mean(arr, valid_length).astype(arr.dtype)
+    return out
+
+
+def gluonnlp_forward(block: HybridBlock, token_ids, token_types, valid_length, task: Optional[str] = None,
                      ctx: Optional[mx.Context] = None) -> Dict[str, np.ndarray]:
-    """One synchronous forward pass (inputs checked first) returning the convention's output dict as NumPy."""
+    """One synchronous forward pass (inputs checked first, fed as float32 like deploy.py) returning the output dict."""
+    task = task or getattr(block, "task", None)
+    if task is None:
+        raise PerfsuiteInputError("gluonnlp_forward needs the block's task (classification, qa or embedding)")
     ids, types, lengths = check_bert_inputs(token_ids, token_types, valid_length, getattr(block, "cfg", None))
     ctx = ctx if ctx is not None else mx.cpu()
-    out = block(mx.nd.array(ids, ctx=ctx, dtype="int32"), mx.nd.array(types, ctx=ctx, dtype="int32"),
-                mx.nd.array(lengths, ctx=ctx, dtype="int32"))
-    return outputs_dict(out, lengths)
+    out = block(mx.nd.array(ids, ctx=ctx, dtype="float32"), mx.nd.array(types, ctx=ctx, dtype="float32"),
+                mx.nd.array(lengths, ctx=ctx, dtype="float32"))
+    return outputs_dict(out, task, lengths)
 
 
 # --------------------------------------------------------------------------------------------------------------

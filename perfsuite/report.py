@@ -247,8 +247,9 @@ def _parity_lines(parity: Optional[Dict[str, Any]]) -> List[str]:
         out.append(f"Whole model ('small' BERT, batch {model.get('batch')} x seq {model.get('seq_len')}): "
                    f"{c['pass']} passed, {c['fail']} failed, {c['error']} errors, {c['skip']} skipped.")
         out.append("")
-        out += _md_table(("path", "status", "worst err/bound or agreement", "detail"),
-                         [(r["path"], r["status"].upper(), r["figure"], r["detail"][:200].replace("|", "/"))
+        out += _md_table(("path", "task", "status", "worst err/bound or agreement", "detail"),
+                         [(r["path"], r.get("task", "classification"), r["status"].upper(), r["figure"],
+                           r["detail"][:200].replace("|", "/"))
                           for r in model["cases"]])
     return out
 

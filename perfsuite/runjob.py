@@ -262,7 +262,9 @@ def _parity(paths: Sequence[str], stream: TextIO) -> Dict[str, Any]:
 
         lib, passes, _ = own_pass_selection()
     t0 = time.perf_counter()
-    mouts = run_model_cases([ModelCase(model, p, batch, seq) for p in paths], lib, passes)
+    from perfsuite.models import TASKS
+
+    mouts = run_model_cases([ModelCase(model, p, batch, seq, task=t) for p in paths for t in TASKS], lib, passes)
     cases = []
     for o in mouts:
         r = o.result
@@ -272,7 +274,7 @@ def _parity(paths: Sequence[str], stream: TextIO) -> Dict[str, Any]:
             fig = f"{r.worst_ratio:.3g}"
         else:
             fig = "-"
-        cases.append({"path": o.case.path, "status": o.status, "figure": fig,
+        cases.append({"path": o.case.path, "task": o.case.task, "status": o.status, "figure": fig,
                       "detail": "" if o.status == "pass" else o.detail.splitlines()[0] if o.detail else "",
                       "worst_ratio": None if r is None or not r.comparisons else r.worst_ratio,
                       "metrics": None if r is None else r.metrics, "seconds": o.seconds})
@@ -299,10 +301,10 @@ def _print_parity(ops: Dict[str, Any], mod: Dict[str, Any], stream: TextIO) -> N
     c = mod["counts"]
     print(f"parity, whole model ({mod['model']}, batch {mod['batch']} x seq {mod['seq_len']}): {c['pass']} passed, "
           f"{c['fail'] + c['error']} failed, {c['skip']} skipped ({mod['seconds']:.0f} s)", file=stream)
-    rows = [("path", "status", "worst err/bound or agreement")]
+    rows = [("path", "task", "status", "worst err/bound or agreement")]
     for r in mod["cases"]:
         detail = f": {r['detail'][:100]}" if r["detail"] else ""
-        rows.append((r["path"], r["status"].upper(), r["figure"][:100] + detail))
+        rows.append((r["path"], r.get("task", "classification"), r["status"].upper(), r["figure"][:100] + detail))
     _print_rows(rows, stream)
 
 

@@ -79,14 +79,17 @@ def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     models = list(req.get("models") or [])
     if models:
         lib, passes, no_lib = own_pass_selection()
+        from perfsuite.models import TASKS
+
         mcases = [ModelCase(m, p, int(req.get("batch", 4)), int(req.get("seq_len", 64)),
-                            "text" if m == "minilm" else "random") for m in models for p in MODEL_PATHS]
+                            "text" if m == "minilm" else "random", task=t)
+                  for m in models for p in MODEL_PATHS for t in TASKS]
         for o in run_model_cases(mcases, lib, passes):
             r = o.result
             detail = o.detail.splitlines()[0][:300] if o.detail else ""
             if o.case.path == "graph_pass" and o.status == "skip" and no_lib:
                 detail = f"perfsuite's pass library cannot be built here: {no_lib}"[:300]
-            model_out.append({"id": f"model:{o.case.id}", "group": f"{o.case.model}/{o.case.path}",
+            model_out.append({"id": f"model:{o.case.id}", "group": f"{o.case.model}/{o.case.path}/{o.case.task}",
                               "status": o.status, "detail": detail,
                               "worst_ratio": None if r is None or not r.comparisons else r.worst_ratio,
                               "metrics": None if r is None else r.metrics})

