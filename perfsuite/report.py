@@ -27,14 +27,16 @@ from perfsuite.timing import Measurement
 __all__ = ["RESULTS_FORMAT", "RESULTS_FORMAT_VERSION", "PRICES", "USER_PRICE", "cost_per_million", "load",
            "label", "measurements", "workload_figures", "speedup_ratio", "format_speedup", "render",
            "render_markdown", "make_plots", "render_comparison", "comparison_rows", "text_summary",
-           "mkldnn_note", "default_compare_dir", "ComparisonRow", "sides", "SPEEDUP_THRESHOLD"]
+           "mkldnn_note", "default_compare_dir", "ComparisonRow", "sides", "SPEEDUP_THRESHOLD", "check_comparable",
+           "MACHINE_KEYS"]
 
 RESULTS_FORMAT = "perfsuite-results"
 RESULTS_FORMAT_VERSION = 1
 
-#: The seed's on-demand instance prices, $ per hour.
+#: The seed's on-demand instance prices, $ per hour (the one price table). A price describes the cost of a run only
+#: on that instance: `perfsuite run --instance NAME` says the machine measured is one; other prices need a run there.
 PRICES: Dict[str, float] = {"g4dn.xlarge": 0.526, "c5.xlarge": 0.17, "c5.24xlarge": 4.08, "m5.xlarge": 0.192}
-#: The key under which a run stores the user's --price-per-hour.
+#: The key under which a run stores the user's --price-per-hour (the price of the machine measured).
 USER_PRICE = "your price"
 
 GroupKey = Tuple[str, str, int]  # (model, task, seq_len)
@@ -57,10 +59,13 @@ def load(path: "os.PathLike[str] | str") -> Dict[str, Any]:
             raise PerfsuiteInputError(f"{str(path)!r} is a folder without results.json; pass a 'perfsuite run' "
                                       "results folder or its results.json")
     doc = read_result(p, RESULTS_FORMAT, RESULTS_FORMAT_VERSION)
-    for key in ("env", "measurements"):
+    for key, kind in (("env", dict), ("measurements", list)):
         if key not in doc:
             raise PerfsuiteInputError(f"{str(p)!r} is a {RESULTS_FORMAT} file without {key!r}: it is truncated or "
                                       "was not written by 'perfsuite run'")
+        if not isinstance(doc[key], kind):
+            raise PerfsuiteInputError(f"{str(p)!r}: {key!r} is {type(doc[key]).__name__}, expected a "
+                                      f"{kind.__name__} (was the file edited by hand?)")
     try:
         measurements(doc)
     except (PerfsuiteInputError, TypeError, KeyError) as exc:
@@ -81,7 +86,22 @@ def label(doc: Dict[str, Any]) -> str:
 
 
 def _prices(doc: Dict[str, Any]) -> Dict[str, float]:
-    return dict(doc.get("prices") or PRICES)
+    """The prices that describe the machine measured (--instance, --price-per-hour): possibly none."""
+    return dict(doc.get("prices") or {})
+
+
+def cost_note(doc: Dict[str, Any]) -> str:
+    """What the cost figures are for, and why the seed's other instance prices are not applied."""
+    prices = _prices(doc)
+    others = ", ".join(f"{n} ${p:g}/h" for n, p in PRICES.items() if n not in prices)
+    basis = ("Cost per 1M requests = price per hour / 3600 / long-run throughput x 1e6, where long-run throughput "
+             "is batch / mean latency (a server pays for the mean, not the median).")
+    if not prices:
+        return (f"No cost is reported: this run named no instance (--instance) or price (--price-per-hour) for the "
+                f"machine it measured. {basis} The seed's instance prices ({others}) apply only to throughput "
+                "measured on those instances.")
+    return (f"{basis} Priced at {', '.join(_price_label(n, p) for n, p in prices.items())}, the machine measured. "
+            f"The seed's other instance prices ({others}) need a run on that instance.")
 
 
 def _price_label(name: str, price: float) -> str:
@@ -109,7 +129,8 @@ def workload_figures(m: Measurement, peak_gflops: Optional[float], prices: Dict[
     return {
         "median_ms": m.median_s * 1e3, "q1_ms": float(q1) * 1e3, "q3_ms": float(q3) * 1e3, "iqr_ms": m.iqr_s * 1e3,
         "p90_ms": m.percentile_s(90) * 1e3, "p99_ms": m.percentile_s(99) * 1e3, "throughput": thr,
-        "cost": {name: cost_per_million(price, thr) for name, price in prices.items()},
+        "throughput_mean": m.throughput_mean,
+        "cost": {name: cost_per_million(price, m.throughput_mean) for name, price in prices.items()},
         "gflops": m.gflops, "peak_fraction": (m.gflops / peak_gflops) if peak_gflops else None,
         "peak_rss_mib": (m.peak_rss_bytes / 2 ** 20) if m.peak_rss_bytes else None,
         "n": len(m.samples_s), "dropped": m.dropped, "noisy": m.noisy,
@@ -321,10 +342,11 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
         lines += ["### Throughput (sentences/s)", ""]
         lines += _md_table(["batch"] + paths, [
             [b] + [f"{fig[(p, b)]['throughput']:.3g}" if (p, b) in fig else "-" for p in paths] for b in batches])
-        lines += ["### Cost per 1M requests (this machine's throughput at each instance price)", ""]
-        lines += _md_table(["batch", "path"] + [_price_label(n, v) for n, v in prices.items()], [
-            [b, p] + [_money(fig[(p, b)]["cost"][n]) for n in prices]
-            for b in batches for p in paths if (p, b) in fig])
+        lines += ["### Cost per 1M requests", "", cost_note(doc), ""]
+        if prices:
+            lines += _md_table(["batch", "path", "long-run sent/s"] + [_price_label(n, v) for n, v in prices.items()], [
+                [b, p, f"{fig[(p, b)]['throughput_mean']:.3g}"] + [_money(fig[(p, b)]["cost"][n]) for n in prices]
+                for b in batches for p in paths if (p, b) in fig])
         lines += ["### Every figure per workload", ""]
         lines += _md_table(
             ("path", "batch", "median ms", "IQR ms", "p90 ms", "p99 ms", "sent/s", "GFLOP/s", "% of GEMM peak",
@@ -391,13 +413,13 @@ def _speedup_lines(doc: Dict[str, Any]) -> List[str]:
     return lines + [""]
 
 
-def text_summary(doc: Dict[str, Any], price: str = "c5.xlarge") -> str:
+def text_summary(doc: Dict[str, Any]) -> str:
     """Plain-text tables for the terminal: per sequence length, median latency, throughput and cost per batch
     size and path; then the speed-ups."""
     prices = _prices(doc)
     peak = doc.get("gemm_peak_gflops")
     out: List[str] = []
-    shown = [price] + ([USER_PRICE] if USER_PRICE in prices else [])
+    shown = list(prices)
     for key, gms in _groups(measurements(doc)).items():
         out.append(f"{_group_title(key)} ({label(doc)})")
         rows = [("path", "batch", "median ms", "IQR ms", "sent/s")
@@ -407,6 +429,8 @@ def text_summary(doc: Dict[str, Any], price: str = "c5.xlarge") -> str:
             rows.append((m.workload["path"], str(m.workload["batch"]), _ms(f["median_ms"]), _ms(f["iqr_ms"]),
                          f"{f['throughput']:.3g}") + tuple(_money(f["cost"][n]) for n in shown))
         out += _align(rows) + [""]
+    if not prices:
+        out += [cost_note(doc), ""]
     recs = doc.get("speedups") or []
     if recs:
         out.append("speed-ups (baseline / optimized, alternating samples, 95% CI)")
@@ -523,6 +547,8 @@ def make_plots(doc: Dict[str, Any], out_dir: "os.PathLike[str] | str") -> List[s
         fig.savefig(out_dir / name)
         written.append(name)
 
+        if not prices:  # no price describes the machine measured: no cost plot
+            continue
         ncols = 2 if len(prices) in (2, 4) else min(3, len(prices))
         nrows = math.ceil(len(prices) / ncols)
         fig = _figure(ncols, nrows, width=4.6, height=3.8)
@@ -573,11 +599,36 @@ class ComparisonRow:
     workload: Tuple[str, str, str, int, int]  # model, path, task, batch, seq_len
     medians_s: Tuple[Optional[float], ...]
     ratios: Tuple[Optional[Comparison], ...]  # None for the baseline itself or where a side lacks the workload
+    disturbed: Tuple[bool, ...] = ()  # per side: most of its samples were disturbed by other processes
 
 
 def _wkey(m: Measurement) -> Tuple[str, str, str, int, int]:
     w = m.workload
     return (w["model"], w["path"], w["task"], w["batch"], w["seq_len"])
+
+
+#: What makes two results comparable: the same kind of machine and threads (hardware is never mixed silently).
+MACHINE_KEYS = ("cpu_model", "cpu_count", "omp_threads", "platform")
+
+
+def check_comparable(docs: Sequence[Dict[str, Any]], allow_different_machines: bool = False) -> List[str]:
+    """Refuse results from different machines (listing what differs) unless allowed; returns the differences."""
+    diffs = []
+    first = docs[0]["env"]
+    for d in docs[1:]:
+        for k in MACHINE_KEYS:
+            if d["env"].get(k) != first.get(k):
+                diffs.append(f"{k}: {first.get(k)!r} ({docs[0].get('_source')}) vs {d['env'].get(k)!r} "
+                             f"({d.get('_source')})")
+    if diffs and not allow_different_machines:
+        raise PerfsuiteInputError("the results come from different machines, so a comparison would measure the "
+                                  "machines, not MXNet: " + "; ".join(diffs)
+                                  + " (pass --allow-different-machines to compare anyway)")
+    return diffs
+
+
+#: A side whose samples are mostly marked disturbed by other processes is flagged, not silently compared.
+DISTURBED_FRACTION = 0.5
 
 
 def sides(docs: Sequence[Dict[str, Any]]) -> List[List[int]]:
@@ -612,7 +663,9 @@ def comparison_rows(docs: Sequence[Dict[str, Any]], baseline: int = 0) -> List[C
             else:
                 ratios.append(compare_runs([m.clean for m in runs[base_side]], [m.clean for m in r],
                                            threshold=SPEEDUP_THRESHOLD))
-        rows.append(ComparisonRow(k, tuple(meds), tuple(ratios)))
+        disturbed = tuple(bool(r) and sum(m.dropped for m in r) > DISTURBED_FRACTION * sum(len(m.samples_s) for m in r)
+                          for r in runs)
+        rows.append(ComparisonRow(k, tuple(meds), tuple(ratios), disturbed))
     return rows
 
 
@@ -647,6 +700,14 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
     note = mkldnn_note([d["env"] for d in docs])
     if note:
         lines += [f"> **Note:** {note}", ""]
+    machine_diffs = check_comparable(docs, allow_different_machines=True)
+    if machine_diffs:
+        lines += ["> **Warning: different machines.** " + "; ".join(machine_diffs) + ". The ratios below mix the "
+                  "machines' differences with MXNet's.", ""]
+    bad = [r for r in rows if any(r.disturbed)]
+    if bad:
+        lines += [f"> **Warning:** on {len(bad)} workload(s) most samples of a side were disturbed by other processes "
+                  "(marked ⚠ below); their ratios are not trustworthy. Measure again on a quiet machine.", ""]
     lines += ["## Results compared", ""]
     lines += _md_table(("", "result", "status", "parity", "profile", "OpenMP threads", "MKLDNN", "CPU",
                         "GEMM peak GFLOP/s", "file"),
@@ -673,7 +734,9 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
         for r in rs:
             meds = [_ms(m * 1e3) if m is not None else "-" for m in r.medians_s]
             ratio_cells = [_ratio_cell(r.ratios[j]) for j in others]
-            verdicts = [r.ratios[j].describe() if r.ratios[j] else "-" for j in others]
+            verdicts = [(r.ratios[j].describe() if r.ratios[j] else "-")
+                        + (" ⚠ mostly disturbed samples" if r.disturbed and (r.disturbed[j] or r.disturbed[base_side])
+                           else "") for j in others]
             table.append([r.workload[1], r.workload[3]] + meds + ratio_cells + verdicts)
             text_rows.append((f"{r.workload[0]}/{r.workload[1]}/{r.workload[2]}/b{r.workload[3]}/L{r.workload[4]}",)
                              + tuple(meds) + tuple(f"{c} {r.ratios[j].verdict}" if r.ratios[j] else "-"

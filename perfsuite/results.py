@@ -61,9 +61,12 @@ def read_result(path: PathLike, fmt: str, version: int) -> Dict[str, Any]:
     """Read a perfsuite JSON file of format `fmt`, refusing corrupt, foreign or newer files with a clear error."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PerfsuiteInputError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise PerfsuiteInputError(f"{str(path)!r} is not a text file (not UTF-8); expected a perfsuite {fmt!r} JSON "
+                                  "file") from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:

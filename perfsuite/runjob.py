@@ -83,6 +83,7 @@ class RunOptions:
     seq_lens: Optional[Sequence[int]] = None
     out: Optional[str] = None
     price_per_hour: Optional[float] = None
+    instance: Optional[str] = None  # which of the seed's instances this machine is (report.PRICES), for the cost
     parity: bool = True
     min_time_s: Optional[float] = None
     max_repeat: Optional[int] = None
@@ -108,6 +109,9 @@ def plan(opts: RunOptions) -> Tuple[List[Workload], Timing]:
                        batch_sizes=opts.batch_sizes, seq_lens=opts.seq_lens)
     if not workloads:
         raise PerfsuiteInputError("the selection matches no workload")
+    if opts.instance is not None and opts.instance not in rp.PRICES:
+        raise PerfsuiteInputError(f"--instance {opts.instance!r}; allowed: {', '.join(rp.PRICES)} (or give this "
+                                  "machine's price with --price-per-hour)")
     if opts.price_per_hour is not None:
         p = opts.price_per_hour
         if not isinstance(p, (int, float)) or not math.isfinite(p) or p <= 0:
@@ -117,25 +121,30 @@ def plan(opts: RunOptions) -> Tuple[List[Workload], Timing]:
     if opts.min_time_s is not None:
         if not math.isfinite(opts.min_time_s) or opts.min_time_s < 0:
             raise PerfsuiteInputError(f"--min-time {opts.min_time_s!r}: must be a finite number of seconds >= 0")
+        # "at least": sampling goes on until min_time_s even past max_repeat (time_callable), within max_time_s
         t = Timing(**{**asdict(t), "min_time_s": float(opts.min_time_s),
-                      "max_time_s": max(t.max_time_s, float(opts.min_time_s))})
+                      "max_time_s": max(t.max_time_s, 2 * float(opts.min_time_s))})
     if opts.max_repeat is not None:
         if not isinstance(opts.max_repeat, int) or opts.max_repeat < MIN_SAMPLES:
             raise PerfsuiteInputError(f"--max-repeat {opts.max_repeat!r}: must be an integer >= {MIN_SAMPLES} (every "
                                       f"workload keeps at least {MIN_SAMPLES} samples)")
         t = Timing(**{**asdict(t), "max_repeat": opts.max_repeat, "min_repeat": min(t.min_repeat, opts.max_repeat)})
     if opts.out is not None:
-        out = Path(opts.out)
-        if out.exists() and not out.is_dir():
-            raise PerfsuiteInputError(f"--out {opts.out!r} is a file; pass a folder (it is created if missing)")
-        if (out / "results.json").exists():
+        from perfsuite.outputs import check_output_folder
+
+        if (Path(opts.out) / "results.json").exists():
             raise PerfsuiteInputError(f"--out {opts.out!r} already holds results.json; choose another folder (or "
                                       "re-render it with 'perfsuite report')")
+        check_output_folder(opts.out, "--out")
+    else:
+        from perfsuite.outputs import _writable_anchor
+
+        _writable_anchor(Path("results"), "the default results folder")
     return workloads, t
 
 
 def default_out_dir(dist_version: str, root: str = "results") -> Path:
-    """results/<timestamp>-mxnet-<version>/."""
+    """results/<timestamp>-mxnet-<version>/ (reserve_folder adds -2, -3, ... when another run has it)."""
     return Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-mxnet-{dist_version}"
 
 
@@ -337,10 +346,12 @@ def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO
     from perfsuite.env import collect_env
 
     info = collect_env()
-    out_dir = Path(opts.out) if opts.out else default_out_dir(info.mxnet_dist_version)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from perfsuite.outputs import reserve_folder
+
+    default = default_out_dir(info.mxnet_dist_version)
+    out_dir = reserve_folder(opts.out, default.name, root=str(default.parent))
     results_path = out_dir / "results.json"
-    prices = dict(rp.PRICES)
+    prices = {opts.instance: rp.PRICES[opts.instance]} if opts.instance else {}
     if opts.price_per_hour is not None:
         prices[rp.USER_PRICE] = float(opts.price_per_hour)
     paths = list(dict.fromkeys(w.path for w in workloads))

@@ -115,7 +115,8 @@ def time_block(fn: Callable[[], Any], calls: int, sync: Callable[[], None] = mxn
 def time_callable(fn: Callable[[], Any], warmup: int = 2, min_repeat: int = 5, max_repeat: int = 50,
                   min_time_s: float = 2.0, max_time_s: float = 60.0,
                   sync: Callable[[], None] = mxnet_sync) -> Tuple[List[Sample], int]:
-    """Warm up, then time `fn` until min_repeat clean samples and min_time_s, within max_repeat/max_time_s.
+    """Warm up, then time `fn` until min_repeat clean samples and at least min_time_s of sampling; max_repeat caps
+    the count only once min_time_s is reached, and max_time_s ends sampling whatever else holds.
 
     Returns (samples, warmup count). Contaminated samples are kept (marked) and do not count toward min_repeat.
     """
@@ -127,13 +128,13 @@ def time_callable(fn: Callable[[], Any], warmup: int = 2, min_repeat: int = 5, m
         sync()
     samples: List[Sample] = []
     start = time.perf_counter()
-    while len(samples) < max_repeat:
+    while True:
         samples.append(_one(fn, sync))
         clean = sum(not s.contaminated for s in samples)
         elapsed = time.perf_counter() - start
         if clean >= min_repeat and elapsed >= min_time_s:
             break
-        if elapsed >= max_time_s and len(samples) >= 1:
+        if elapsed >= max_time_s or (len(samples) >= max_repeat and elapsed >= min_time_s):
             break
     return samples, warmup
 
@@ -228,8 +229,16 @@ class Measurement:
             raise PerfsuiteInputError(f"a measurement needs at least one sample ({self.workload})")
         if len(self.contaminated) != n or len(self.others_cpu_s) != n:
             raise PerfsuiteInputError("samples_s, contaminated and others_cpu_s must have the same length")
-        if any(not (s >= 0) for s in self.samples_s):
-            raise PerfsuiteInputError(f"sample times must be >= 0 ({self.workload})")
+        if any(not isinstance(s, (int, float)) or not (s >= 0) for s in self.samples_s):
+            raise PerfsuiteInputError(f"sample times must be numbers >= 0 ({self.workload})")
+        w = self.workload
+        if not isinstance(w, dict):
+            raise PerfsuiteInputError(f"a measurement's workload must be a dict; got {type(w).__name__}")
+        for key, kind in (("model", str), ("path", str), ("task", str), ("batch", int), ("seq_len", int)):
+            if not isinstance(w.get(key), kind) or isinstance(w.get(key), bool):
+                raise PerfsuiteInputError(f"workload {key}={w.get(key)!r}: expected {kind.__name__}")
+        if w["batch"] < 1 or w["seq_len"] < 1:
+            raise PerfsuiteInputError(f"workload batch={w['batch']} seq_len={w['seq_len']}: must be positive")
 
     @classmethod
     def from_samples(cls, workload: Dict[str, Any], samples: Sequence[Sample], warmup: int, flops: float,
@@ -267,8 +276,17 @@ class Measurement:
 
     @property
     def throughput(self) -> float:
-        """Sentences per second at the median latency."""
+        """Sentences per second at the median latency (a typical batch)."""
         return self.workload["batch"] / self.median_s
+
+    @property
+    def mean_s(self) -> float:
+        return float(np.mean(self.clean))
+
+    @property
+    def throughput_mean(self) -> float:
+        """Long-run sentences per second: batch / mean latency (what a server sustains, and pays for)."""
+        return self.workload["batch"] / self.mean_s
 
     @property
     def gflops(self) -> float:

@@ -205,6 +205,8 @@ def test_model_bad_usage_is_named_and_runs_nothing(capsys, tmp_path, argv, needl
 TEXT = ["the film is a quiet triumph .", "a tedious , overlong mess .", "", "i laughed .",
         "who wrote it ? the screenplay is by two sisters ."]
 N_SENTENCES = 4
+QA_TEXT = ["what was it ?\tthe film is a quiet triumph .", "was it long ?\ta tedious , overlong mess .", "",
+           "did you laugh ?\ti laughed .", "who wrote it ?\tthe screenplay is by two sisters ."]
 LONG = "an extraordinarily long and winding sentence that just keeps going and going without any end in sight ."
 
 
@@ -222,9 +224,11 @@ def _write(path: Path, lines) -> Path:
     return path
 
 
-def _infer(tmp_path: Path, *extra: str, model: str = "small", task: str = "qa", output: str = "out.npy",
-           lines=TEXT) -> list:
-    """argv of `perfsuite infer` on a text file in tmp_path (extra options appended, so they override)."""
+def _infer(tmp_path: Path, *extra: str, model: str = "small", task: str = "classification",
+           output: str = "out.npy", lines=None) -> list:
+    """argv of `perfsuite infer` on a text file in tmp_path (extra options appended, so they override); QA input
+    is question<TAB>context per line."""
+    lines = lines if lines is not None else (QA_TEXT if task == "qa" else TEXT)
     inp = _write(tmp_path / "in.txt", lines)
     return ["infer", "--model", model, "--task", task, "--input", str(inp), "--output", str(tmp_path / output),
             "--seq-len", "24", *extra]
@@ -245,7 +249,8 @@ def test_infer_output_shapes(capsys, tmp_path, task, shape):
 def _tokenized(lines, seq_len: int):
     from perfsuite.models import Tokenizer, load_minilm
 
-    return Tokenizer(load_minilm()[2]).encode([s for s in lines if s.strip()], seq_len=seq_len, truncate=False)
+    items = [tuple(s.split("\t")) if "\t" in s else s for s in lines if s.strip()]
+    return Tokenizer(load_minilm()[2]).encode(items, seq_len=seq_len, truncate=False)
 
 
 @pytest.mark.parametrize("model,task,batch_size", [("minilm", "embedding", "32"), ("small", "qa", "3"),
@@ -253,7 +258,7 @@ def _tokenized(lines, seq_len: int):
 @GELU_IS_TANH
 def test_infer_matches_the_float64_reference(capsys, tmp_path, model, task, batch_size):
     """What infer writes is the model's output: within the model tolerance of the float64 NumPy BERT."""
-    lines = sentences()[:6] if model == "minilm" else TEXT
+    lines = sentences()[:6] if model == "minilm" else (QA_TEXT if task == "qa" else TEXT)
     argv = _infer(tmp_path, "--path", "hybridized", "--seq-len", "48", "--batch-size", batch_size, model=model,
                   task=task, lines=lines)
     assert cli.main(argv) == cli.EXIT_OK, capsys.readouterr().err
@@ -272,15 +277,31 @@ def test_infer_truncate_runs_the_cut_text(capsys, tmp_path):
     test_models); the other line's output is the one it has without the long line."""
     from perfsuite.models import Tokenizer, load_minilm
 
-    argv = _infer(tmp_path, "--seq-len", "8", "--truncate", task="qa", lines=["i laughed .", "", LONG])
+    argv = _infer(tmp_path, "--seq-len", "8", "--truncate", task="qa", lines=["why ?\ti laughed .", "",
+                                                                              f"why ?\t{LONG}"])
     assert cli.main(argv) == cli.EXIT_OK, capsys.readouterr().err
     both = np.load(tmp_path / "out.npy")
     assert both.shape == (2, 8, 2) and np.isfinite(both).all()
     tok = Tokenizer(load_minilm()[2])
-    cut = tok.vocab.to_tokens(tok.encode([LONG], seq_len=8, truncate=True)[0][0].tolist())
-    assert cut == ["[CLS]", *tok.tokenize(LONG)[:6], "[SEP]"]
-    assert cli.main(_infer(tmp_path, "--seq-len", "8", task="qa", lines=["i laughed ."])) == cli.EXIT_OK
+    ids, types, _ = tok.encode([("why ?", LONG)], seq_len=8, truncate=True)
+    cut = tok.vocab.to_tokens(ids[0].tolist())
+    assert cut == ["[CLS]", "why", "?", "[SEP]", *tok.tokenize(LONG)[:3], "[SEP]"]  # the context is cut first
+    assert types[0].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert cli.main(_infer(tmp_path, "--seq-len", "8", "--force", task="qa", lines=["why ?\ti laughed ."])) == 0
     np.testing.assert_allclose(both[0], np.load(tmp_path / "out.npy")[0], rtol=1e-5, atol=1e-6)
+
+
+def test_infer_qa_takes_question_and_context_as_two_segments(capsys, tmp_path):
+    """A tab-separated pair is [CLS] q [SEP] c [SEP] with token types 0/1: not the same as the words joined."""
+    assert cli.main(_infer(tmp_path, task="qa", lines=["who wrote it ?\tthe screenplay is by two sisters ."])) == 0
+    pair = np.load(tmp_path / "out.npy")
+    argv = _infer(tmp_path, "--force", task="qa", lines=["who wrote it ?\tthe screenplay is by two sisters ."])
+    tok_pair = _tokenized(["who wrote it ?\tthe screenplay is by two sisters ."], 24)
+    assert tok_pair[1][0].tolist().count(1) == 8 and (tok_pair[0][0] == 102).sum() == 2  # types 1, two [SEP]s
+    joined = _tokenized(["who wrote it ? the screenplay is by two sisters ."], 24)
+    assert joined[1][0].sum() == 0 and (joined[0][0] == 102).sum() == 1
+    assert cli.main(argv) == 0 and np.array_equal(np.load(tmp_path / "out.npy"), pair)  # deterministic
+    capsys.readouterr()
 
 
 def test_infer_one_row_per_non_blank_line(capsys, tmp_path):
@@ -294,9 +315,12 @@ def test_infer_one_row_per_non_blank_line(capsys, tmp_path):
     assert np.load(tmp_path / "out.npy").shape == (3, 2)
 
 
-def test_infer_replaces_an_existing_output(capsys, tmp_path):
+def test_infer_replaces_an_existing_output_only_with_force(capsys, tmp_path):
     (tmp_path / "out.npy").write_bytes(b"old")
-    assert cli.main(_infer(tmp_path, task="classification")) == cli.EXIT_OK
+    assert cli.main(_infer(tmp_path, task="classification")) == cli.EXIT_USAGE
+    assert "already exists; pass --force to replace it" in capsys.readouterr().err
+    assert (tmp_path / "out.npy").read_bytes() == b"old"
+    assert cli.main(_infer(tmp_path, "--force", task="classification")) == cli.EXIT_OK
     assert np.load(tmp_path / "out.npy").shape == (N_SENTENCES, 2)
     assert sorted(os.listdir(tmp_path)) == ["in.txt", "out.npy"]
 
@@ -321,6 +345,11 @@ def _gpu_case():
     return ["--path", "gpu_fp32"], "path 'gpu_fp32' cannot run here: needs a CUDA build of MXNet"
 
 
+def _folder_output(t: Path):
+    (t / "d.npy").mkdir()
+    return ["--output", str(t / "d.npy")], f"--output '{t}/d.npy' is a folder; give a file name"
+
+
 BAD_INFER = {
     "unknown model": lambda t: (["--model", "tiny"], "unknown model 'tiny'; allowed: small, bert-base, bert-large, minilm"),
     "unknown task": lambda t: (["--task", "ner"], "unknown task 'ner'; allowed: classification, qa, embedding"),
@@ -343,6 +372,11 @@ BAD_INFER = {
     "output not .npy": lambda t: (["--output", str(t / "out.txt")], f"--output '{t}/out.txt': must end in .npy"),
     "output folder missing": lambda t: (["--output", str(t / "no" / "out.npy")],
                                         f"--output '{t}/no/out.npy': folder '{t}/no' does not exist"),
+    "output is a folder": lambda t: _folder_output(t),
+    "qa line without a tab": lambda t: (["--task", "qa", "--input", str(_write(t / "q.txt", ["no tab here"]))],
+                                        f"--input '{t}/q.txt' line 1: --task qa needs 'question<TAB>context'"),
+    "pass library on another path": lambda t: (["--custom-pass-lib", str(t / "x.so")],
+                                               "--custom-pass-lib/--custom-passes apply to --path graph_pass only"),
     "weights of the wrong shape": lambda t: (["--weights", _wrong_shape_weights(t)],
                                              f"tensors of '{t}/w.safetensors' do not match BERT config 'small': "
                                              "wrong shape 1: embeddings.word: (100, 64) (expected (30522, 64))"),
@@ -357,15 +391,16 @@ def test_infer_bad_input_exit_2_and_nothing_written(capsys, tmp_path, case, exis
     extra, needle = BAD_INFER[case](tmp_path)
     argv = _infer(tmp_path, *extra)
     output = Path(argv[len(argv) - argv[::-1].index("--output")])  # the last --output given wins
-    if existing and output.parent.is_dir():
+    if existing and output.parent.is_dir() and not output.is_dir():
         output.write_bytes(b"precious")
+        argv.append("--force")  # allowed to replace it: the bad input must still stop the run before any writing
     before = sorted(os.listdir(tmp_path))
     assert cli.main(argv) == cli.EXIT_USAGE
     captured = capsys.readouterr()
     assert f"perfsuite: error: {needle}" in captured.err
     assert "Traceback" not in captured.err and "wrote" not in captured.out
     assert sorted(os.listdir(tmp_path)) == before  # no output and no temporary file
-    if existing and output.parent.is_dir():
+    if existing and output.parent.is_dir() and not output.is_dir():
         assert output.read_bytes() == b"precious"
-    else:
+    elif not output.is_dir():
         assert not output.exists()

@@ -60,7 +60,7 @@ def test_run_writes_versioned_json_report_and_plots(smoke_run):
     # it says where the files are, shows a progress bar, and prints the tables
     assert str(folder / "results.json") in out and str(folder / "report.md") in out
     assert re.search(r"\[#+\.*\] \d+/\d+ +\d+% elapsed \d+:\d\d ETA \d+:\d\d", err)
-    assert "c5.xlarge" in out and "speed-ups" in out and "timer overhead" in out
+    assert "your price" in out and "speed-ups" in out and "timer overhead" in out
 
 
 def test_report_has_every_figure(smoke_run):
@@ -68,12 +68,25 @@ def test_report_has_every_figure(smoke_run):
     text = (outcome.out_dir / "report.md").read_text()
     for needle in ("## Environment", "OpenMP threads", "MKLDNN/oneDNN", "## Timer overhead", "GEMM peak",
                    "## Parity", "Op level", "Whole model", "### Latency (ms): median (IQR)",
-                   "### Throughput (sentences/s)", "### Cost per 1M requests", "g4dn.xlarge ($0.526/h)",
-                   "c5.xlarge ($0.17/h)", "c5.24xlarge ($4.08/h)", "m5.xlarge ($0.192/h)", "your price ($0.3/h)",
+                   "### Throughput (sentences/s)", "### Cost per 1M requests", "long-run sent/s",
+                   "Priced at your price ($0.3/h), the machine measured", "need a run on that instance",
+                   "c5.xlarge $0.17/h", "g4dn.xlarge $0.526/h", "your price ($0.3/h)",
                    "p90 ms", "p99 ms", "GFLOP/s", "% of GEMM peak", "peak RSS MiB", "dropped", "noisy",
                    "## Speed-up of each optimization", "GPU FP16 vs FP32", "latency_small_classification_L32.png",
                    "cost_small_classification_L32.png"):
         assert needle in text, needle
+
+
+def test_cost_is_reported_only_for_the_machine_measured(smoke_run):
+    """A price describes only the instance measured: the seed's other prices are named, never applied."""
+    outcome, _, _ = smoke_run
+    doc = dict(outcome.doc, prices={})
+    text = report.render_markdown(doc)
+    assert "No cost is reported" in text and "$/1M" not in report.text_summary(doc)
+    doc = dict(outcome.doc, prices={"c5.xlarge": report.PRICES["c5.xlarge"]})
+    text = report.render_markdown(doc)
+    assert "| c5.xlarge ($0.17/h) |" in text and "c5.24xlarge ($4.08/h) |" not in text
+    assert "c5.24xlarge $4.08/h" in text  # named in the note, not applied
 
 
 def test_saved_run_rerenders_and_compares(smoke_run, tmp_path, capsys):

@@ -185,10 +185,27 @@ def test_time_callable_rejects_bad_counts(kw):
 
 def test_time_callable_warms_up_then_stops_within_max_repeat():
     calls = []
-    samples, warm = time_callable(lambda: calls.append(1), warmup=3, min_repeat=2, max_repeat=4, min_time_s=10.0,
+    samples, warm = time_callable(lambda: calls.append(1), warmup=3, min_repeat=2, max_repeat=4, min_time_s=0.0,
                                   max_time_s=60.0, sync=lambda: None)
     assert warm == 3
-    assert len(samples) == 4 and len(calls) == 3 + 4  # min_time_s not reached: max_repeat ends it
+    assert 2 <= len(samples) <= 4 and len(calls) == 3 + len(samples)
+
+
+def test_time_callable_samples_at_least_min_time_even_past_max_repeat():
+    """--min-time promises 'at least': max_repeat does not cut sampling short of it; max_time_s still ends it."""
+    def work():
+        t = time.perf_counter()
+        while time.perf_counter() - t < 0.002:
+            pass
+
+    t0 = time.perf_counter()
+    samples, _ = time_callable(work, warmup=0, min_repeat=1, max_repeat=3, min_time_s=0.1, max_time_s=5.0,
+                               sync=lambda: None)
+    assert time.perf_counter() - t0 >= 0.1 and len(samples) > 3
+    t0 = time.perf_counter()
+    samples, _ = time_callable(work, warmup=0, min_repeat=1, max_repeat=3, min_time_s=10.0, max_time_s=0.05,
+                               sync=lambda: None)
+    assert time.perf_counter() - t0 < 2.0  # max_time_s ends it
 
 
 def test_time_alternating_interleaves():
@@ -223,7 +240,9 @@ def test_time_block_times_calls_and_injects_a_known_slowdown():
     slowed = [time_block(work, calls=5, sync=lambda: None, inject_slowdown=0.5).wall_s for _ in range(5)]
     assert 0.0019 < min(plain) < 0.004  # per call, not per block
     ratio = min(slowed) / min(plain)
-    assert 1.4 < ratio < 1.7  # 50 % injected inside the window (the spin scales with each call's own time)
+    # 50 % injected inside the window (the spin scales with each call's own time; a preempted spin can only
+    # overshoot, so the upper bound is loose)
+    assert 1.45 < ratio < 2.5
     with pytest.raises(PerfsuiteInputError, match="calls must be >= 1"):
         time_block(work, calls=0, sync=lambda: None)
     with pytest.raises(PerfsuiteInputError, match="inject_slowdown -0.1"):
@@ -252,8 +271,8 @@ def test_sample_rejects_negative_and_nan_wall_time():
 
 @pytest.mark.parametrize("args,needle", [
     (([], [], []), "needs at least one sample"),
-    (([0.1, -0.2], [False, False], [0.0, 0.0]), "sample times must be >= 0"),
-    (([0.1, float("nan")], [False, False], [0.0, 0.0]), "sample times must be >= 0"),
+    (([0.1, -0.2], [False, False], [0.0, 0.0]), "sample times must be numbers >= 0"),
+    (([0.1, float("nan")], [False, False], [0.0, 0.0]), "sample times must be numbers >= 0"),
     (([0.1, 0.2], [False], [0.0, 0.0]), "must have the same length"),
     (([0.1, 0.2], [False, False], [0.0]), "must have the same length"),
 ])
