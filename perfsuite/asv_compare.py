@@ -411,6 +411,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run_args(args: argparse.Namespace) -> int:
     """Handler: print the table; 0 when printed (PerfsuiteInputError propagates for exit code 2)."""
+    if args.bench:  # a bad pattern is refused before any file is read
+        try:
+            re.compile(args.bench)
+        except re.error as exc:
+            raise PerfsuiteInputError(f"--bench {args.bench!r} is not a valid regular expression ({exc})") from None
     table = compare_versions(args.results_dir, baseline=args.baseline, machine=args.machine, commit=args.commit,
                              bench=args.bench, include_empty=args.include_empty)
     if args.json:
