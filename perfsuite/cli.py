@@ -145,7 +145,10 @@ def _add_parity_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--custom-pass-lib", default=None, metavar="LIB.so",
                         help="graph-pass library for the graph_pass path (as the seed's --custom_pass_lib)")
     parser.add_argument("--custom-passes", type=_csv, default=(), metavar="PASS[,PASS...]",
-                        help="passes of --custom-pass-lib to apply, in order (as the seed's --custom_passes)")
+                        help="passes of --custom-pass-lib to apply, in order (as the seed's --custom_passes); the "
+                             "library is loaded and applied in a child process, so a crash or hang is an ERROR row")
+    parser.add_argument("--pass-timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="a pass library that takes longer is killed and its case is an ERROR (default 120)")
     parser.add_argument("--mode", type=_csv, default=None, metavar="M[,M...]",
                         help="only these precision modes: float32, float16, float16-unsafe, float16-true")
     parser.add_argument("--device", type=_csv, default=None, metavar="D[,D...]",
@@ -319,7 +322,10 @@ def _cmd_model_parity(args: argparse.Namespace, info: Any, gpu_note: str) -> int
         if not args.quiet:
             print(f"[{i:3d}/{n}] {out.status.upper():5s} {out.case.id} ({out.seconds:.1f}s)", file=sys.stderr)
 
-    outcomes = run_model_cases(cases, args.custom_pass_lib, tuple(args.custom_passes), progress)
+    if not args.pass_timeout > 0:
+        raise PerfsuiteInputError(f"--pass-timeout {args.pass_timeout!r}: must be a positive number of seconds")
+    outcomes = run_model_cases(cases, args.custom_pass_lib, tuple(args.custom_passes), progress,
+                               pass_timeout_s=args.pass_timeout)
     print(format_model_table(outcomes))
     counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "fail", "error", "skip")}
     print(f"\n{counts['pass']} passed, {counts['fail'] + counts['error']} failed, {counts['skip']} skipped "

@@ -311,7 +311,7 @@ def own_pass_selection() -> Tuple[Optional[str], Tuple[str, ...], Optional[str]]
 
 
 def run_model_cases(cases: List[ModelCase], pass_library: Optional[str] = None, passes: Tuple[str, ...] = (),
-                    progress: Optional[Any] = None) -> List[ModelOutcome]:
+                    progress: Optional[Any] = None, pass_timeout_s: Optional[float] = None) -> List[ModelOutcome]:
     """Run model cases, preparing each (model, path) once; errors and skips are outcomes, not crashes."""
     import time
 
@@ -332,7 +332,8 @@ def run_model_cases(cases: List[ModelCase], pass_library: Optional[str] = None, 
                 if key not in runners:
                     kwargs: Dict[str, Any] = {}
                     if case.path == "graph_pass":
-                        kwargs = {"pass_library": pass_library, "passes": list(passes)}
+                        kwargs = {"pass_library": pass_library, "passes": list(passes),
+                                  "pass_timeout_s": pass_timeout_s}
                     if MODEL_PATHS[case.path].judged_by == "agreement":
                         calib = ModelCase(case.model, case.path, 16, case.seq_len, case.inputs, seed=case.seed + 1000)
                         kwargs["calib_batches"] = [make_batch(calib)]
@@ -348,8 +349,12 @@ def run_model_cases(cases: List[ModelCase], pass_library: Optional[str] = None, 
             except PerfsuiteInputError as exc:
                 out = ModelOutcome(case, "error", detail=str(exc))
             except Exception as exc:  # an MXNet error is a finding about this build, reported per case
-                first = str(exc).strip().splitlines()
-                out = ModelOutcome(case, "error", detail=f"{type(exc).__name__}: {first[-1] if first else ''}"[:500])
+                from perfsuite.passes import PassLibraryCrashed
+
+                lines = str(exc).strip().splitlines()
+                # a crashed pass library is named by the first line (signal, library, pass); MXNet's by the last
+                line = (lines[0] if isinstance(exc, PassLibraryCrashed) else lines[-1]) if lines else ""
+                out = ModelOutcome(case, "error", detail=f"{type(exc).__name__}: {line}"[:500])
         out = ModelOutcome(out.case, out.status, out.result, out.detail, time.perf_counter() - t0)
         outcomes.append(out)
         if progress:

@@ -1,18 +1,35 @@
 // perfsuite's own custom graph pass library, for testing "apply a user's pass library".
 //
-// Two passes, registered with REGISTER_PASS from MXNet's lib_api.h:
+// It is written the way user pass libraries for BERT are (GluonNLP 0.10's scripts/bert custom
+// pass, for one): it finds its targets by the node names GluonNLP's BERT export gives them, and
+// it parses and re-serializes the graph with the facilities of the wheel's own lib_api.h.
 //
-//   perfsuite_identity_rewrite  (correct)   every FullyConnected node with a bias becomes
+// Targets: the first FullyConnected of every transformer layer's feed-forward network, named
+//   bertencoder0_transformer<N>_positionwiseffn0_ffn_1_fwd        (N = 0, 1, ...)
+// by GluonNLP 0.10's BERTEncoder (its output feeds the GELU, which is why a real pass splits its
+// bias off: to fuse bias + GELU).
+//
+// Four passes, registered with REGISTER_PASS:
+//
+//   perfsuite_identity_rewrite  (correct)   every target with a bias becomes
 //                                           FullyConnected(no_bias=True) followed by
 //                                           broadcast_add(<fc output>, <bias>): one more node
-//                                           per rewritten FC, the same mathematics.
-//   perfsuite_drop_bias         (WRONG, on purpose)  the same rewrite without the broadcast_add:
-//                                           the bias is silently dropped. A parity checker
-//                                           must catch it.
+//                                           per layer, the same mathematics. A graph with no
+//                                           target at all is an error (MX_FAIL, the message
+//                                           names what it looked for), not a silent no-op.
+//   perfsuite_drop_bias         (WRONG, on purpose)  the same targets, the bias silently dropped.
+//                                           A parity checker must catch it.
+//   perfsuite_crash             (crashes, on purpose)  like a pass that divides by a head count
+//                                           it never found: it counts the encoder-decoder
+//                                           attention nodes (_contrib_interleaved_matmul_encdec_qk),
+//                                           which a BERT graph never has, and divides by that
+//                                           count: SIGFPE in the process that applies it.
+//   perfsuite_hang              (hangs, on purpose)  sleeps in an endless loop.
 //
 // Option (optimize_for keyword argument, as a string):
-//   fc_name_contains=<text>   rewrite only FullyConnected nodes whose name contains <text>
-//                             (e.g. "ffn" for BERT's feed-forward layers); default: all of them.
+//   fc_name_contains=<text>   rewrite only the targets whose name contains <text> (e.g.
+//                             "transformer1_" for the second layer); default: all of them. When
+//                             no target contains it, the pass fails rather than doing nothing.
 // Any other option is rejected (MX_FAIL), so a misspelt option cannot silently do nothing.
 //
 // The rewritten bias variable gets a "__shape__" attribute "(num_hidden,)": after the
@@ -20,18 +37,24 @@
 // (Gluon's SymbolBlock does that) would otherwise leave it unknown.
 //
 // Supported lib_api versions (MX_LIBRARY_VERSION of the lib_api.h compiled against):
-//   7   (MXNet 1.7.x)  pass signature on JSON strings; lib_api.h is header-only.
-//   10  (MXNet 1.8.x)  pass signature on mxnet::ext::Graph*, same code as 11; needs src/lib_api.cc
-//                      of the same release compiled in. The 1.8.0 wheels do not ship it, so this
-//                      path is only compile-checked (1.8's and 1.9's lib_api.h differ in the
-//                      stateful-op classes and registration macro names, not in the Graph API).
+//   7   (MXNet 1.7.x)  the pass receives and returns the graph as a JSON string; it is parsed
+//                      and dumped with lib_api.h's own JsonParser/JsonVal (header-only). That
+//                      parser ends a string at the first '"' even when escaped, which breaks on
+//                      attributes such as "__init__": "[\"uniform\", {\"scale\": 1.0}]" (Gluon
+//                      parameters with an initializer), so escaped quotes are swapped for a
+//                      placeholder byte before parsing and restored after dumping.
+//   10  (MXNet 1.8.x)  the pass receives an mxnet::ext::Graph* (parsed and re-serialized by
+//                      lib_api.cc's Graph::fromString/toString); lib_api.h only declares that
+//                      API, src/lib_api.cc of the same release must be compiled in. The 1.8.0
+//                      wheels do not ship it (1.8's and 1.9's Graph API are identical).
 //   11  (MXNet 1.9.x)  as 10; the 1.9 wheels ship src/lib_api.cc.
 // Written for perfsuite from scratch; it uses only the public lib_api.h interface.
 
-#include <algorithm>
-#include <cctype>
+#include <chrono>
+#include <csignal>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -64,9 +87,32 @@ namespace {
 
 const char kOptionFilter[] = "fc_name_contains";
 const char kAddSuffix[] = "_perfsuite_bias_add";
+const char kFfnPrefix[] = "bertencoder0_transformer";
+const char kFfnSuffix[] = "_positionwiseffn0_ffn_1_fwd";
+const char kLookedFor[] =
+    "FullyConnected nodes named bertencoder0_transformer<N>_positionwiseffn0_ffn_1_fwd (N = 0, 1, ...), "
+    "the names GluonNLP 0.10's BERTEncoder gives the first feed-forward layer of each transformer layer";
+// Encoder-decoder attention: a Transformer decoder has it, a BERT graph never does.
+const char kCrashOp[] = "_contrib_interleaved_matmul_encdec_qk";
+
+enum class Mode { kKeepBias, kDropBias };
 
 bool IsTrue(const std::string& s) {
   return s == "True" || s == "true" || s == "1";
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Whether `name` is bertencoder0_transformer<N>_positionwiseffn0_ffn_1_fwd with N decimal digits.
+bool IsFfnName(const std::string& name) {
+  const std::string prefix(kFfnPrefix), suffix(kFfnSuffix);
+  if (name.size() <= prefix.size() + suffix.size()) return false;
+  if (name.compare(0, prefix.size(), prefix) != 0 || !EndsWith(name, suffix)) return false;
+  for (size_t i = prefix.size(); i < name.size() - suffix.size(); ++i)
+    if (name[i] < '0' || name[i] > '9') return false;
+  return true;
 }
 
 // Reads the options; false (with a message) on an unknown option.
@@ -85,23 +131,78 @@ bool ParseOptions(const std::unordered_map<std::string, std::string>& options,
   return true;
 }
 
-// Whether a node (given by op, name, attributes, input count) is a FullyConnected with a bias
-// that the pass should rewrite.
-bool WantsRewrite(const std::string& op, const std::string& name,
-                  const std::unordered_map<std::string, std::string>& attrs, size_t num_inputs,
-                  const std::string& name_filter) {
-  if (op != "FullyConnected") return false;
+bool HasBias(const std::unordered_map<std::string, std::string>& attrs, size_t num_inputs) {
   auto it = attrs.find("no_bias");
   if (it != attrs.end() && IsTrue(it->second)) return false;
-  if (num_inputs != 3) return false;  // data, weight, bias
-  if (!name_filter.empty() && name.find(name_filter) == std::string::npos) return false;
-  return true;
+  return num_inputs == 3;  // data, weight, bias
 }
 
 std::string BiasShape(const std::unordered_map<std::string, std::string>& fc_attrs) {
   auto it = fc_attrs.find("num_hidden");
   if (it == fc_attrs.end()) return "";
   return "(" + it->second + ",)";
+}
+
+// What one scan of the graph found, for the "nothing to rewrite" check.
+struct Scan {
+  size_t nodes = 0;
+  size_t fully_connected = 0;
+  std::string example_fc;  // the first FullyConnected's name, for the error message
+  size_t targets = 0;      // FullyConnected nodes with the GluonNLP FFN name
+  size_t selected = 0;     // ... whose name contains fc_name_contains
+
+  void See(const std::string& op, const std::string& name) {
+    ++nodes;
+    if (op != "FullyConnected") return;
+    if (fully_connected++ == 0) example_fc = name;
+  }
+};
+
+// Decides whether a FullyConnected node is a target (counting it); the caller rewrites it
+// when this returns true and the node has a bias.
+bool Select(Scan* scan, const std::string& op, const std::string& name, const std::string& filter) {
+  if (op != "FullyConnected" || !IsFfnName(name)) return false;
+  ++scan->targets;
+  if (!filter.empty() && name.find(filter) == std::string::npos) return false;
+  ++scan->selected;
+  return true;
+}
+
+// false (with a message naming what was looked for) when the graph has nothing to rewrite.
+bool CheckScan(const Scan& scan, const char* pass_name, const std::string& filter) {
+  if (scan.targets == 0) {
+    PERFSUITE_ERR << "perfsuite pass '" << pass_name << "': found no GluonNLP BERT FFN node: looked for "
+                  << kLookedFor << "; the graph has " << scan.nodes << " nodes, " << scan.fully_connected
+                  << " FullyConnected"
+                  << (scan.example_fc.empty() ? std::string() : " (e.g. '" + scan.example_fc + "')")
+                  << std::endl;
+    return false;
+  }
+  if (scan.selected == 0) {
+    PERFSUITE_ERR << "perfsuite pass '" << pass_name << "': none of the " << scan.targets
+                  << " GluonNLP BERT FFN nodes (" << kFfnPrefix << "<N>" << kFfnSuffix << ") contains "
+                  << kOptionFilter << "='" << filter << "'" << std::endl;
+    return false;
+  }
+  return true;
+}
+
+// Divides by `count`, which is 0 in every BERT graph: SIGFPE. `volatile` keeps the compiler from
+// proving the division by zero and dropping it; where integer division by zero does not trap
+// (AArch64 returns 0), the signal is raised explicitly so the pass crashes everywhere.
+int CrashingDivision(size_t count, const char* pass_name) {
+  volatile int units = 768;
+  volatile int heads = static_cast<int>(count);
+  std::cerr << "perfsuite pass '" << pass_name << "': " << count << " " << kCrashOp
+            << " node(s); units per head = " << units << " / " << count << std::endl;
+  int per_head = units / heads;
+  if (heads == 0) std::raise(SIGFPE);
+  return per_head;
+}
+
+[[noreturn]] void HangForever(const char* pass_name) {
+  std::cerr << "perfsuite pass '" << pass_name << "': sleeping forever, on purpose" << std::endl;
+  for (;;) std::this_thread::sleep_for(std::chrono::milliseconds(200));
 }
 
 #if MX_LIBRARY_VERSION >= 10
@@ -113,22 +214,28 @@ std::string BiasShape(const std::unordered_map<std::string, std::string>& fc_att
 
 void EraseOutputEdge(Node* producer, Node* consumer, int input_index) {
   auto& outs = producer->outputs;
-  outs.erase(std::remove_if(outs.begin(), outs.end(),
-                            [&](const NodeEntry& e) {
-                              return e.node == consumer && e.entry == input_index;
-                            }),
-             outs.end());
+  std::vector<NodeEntry> kept;
+  for (const NodeEntry& e : outs)
+    if (!(e.node == consumer && e.entry == input_index)) kept.push_back(e);
+  outs.swap(kept);
 }
 
 MXReturnValue RewriteGraph(Graph* graph, const std::unordered_map<std::string, std::string>& options,
-                           bool keep_bias, const char* pass_name) {
+                           Mode mode, const char* pass_name) {
   std::string name_filter;
   if (!ParseOptions(options, pass_name, &name_filter)) return MX_FAIL;
+  Scan scan;
   const size_t original_size = graph->size();  // addNode appends: do not visit new nodes
+  std::vector<Node*> targets;
   for (size_t i = 0; i < original_size; ++i) {
-    Node* fc = graph->getNode(i);
-    if (!WantsRewrite(fc->op, fc->name, fc->attrs, fc->inputs.size(), name_filter)) continue;
+    Node* node = graph->getNode(i);
+    scan.See(node->op, node->name);
+    if (Select(&scan, node->op, node->name, name_filter)) targets.push_back(node);
+  }
+  if (!CheckScan(scan, pass_name, name_filter)) return MX_FAIL;
 
+  for (Node* fc : targets) {
+    if (!HasBias(fc->attrs, fc->inputs.size())) continue;  // e.g. already rewritten
     NodeEntry bias = fc->inputs[2];
     fc->inputs.pop_back();
     fc->attrs["no_bias"] = "True";
@@ -137,7 +244,7 @@ MXReturnValue RewriteGraph(Graph* graph, const std::unordered_map<std::string, s
       std::string shape = BiasShape(fc->attrs);
       if (!shape.empty()) bias.node->attrs["__shape__"] = shape;
     }
-    if (!keep_bias) continue;  // perfsuite_drop_bias: the bias is gone (deliberately wrong)
+    if (mode == Mode::kDropBias) continue;  // perfsuite_drop_bias: the bias is gone (deliberately wrong)
 
     Node* add = graph->addNode(fc->name + kAddSuffix, "broadcast_add");
     for (const char* key : {"__ext_shape__", "__ext_dtype__", "__profiler_scope__"}) {
@@ -164,274 +271,234 @@ MXReturnValue RewriteGraph(Graph* graph, const std::unordered_map<std::string, s
 }
 
 MXReturnValue IdentityRewrite(Graph* graph, const std::unordered_map<std::string, std::string>& options) {
-  return RewriteGraph(graph, options, true, "perfsuite_identity_rewrite");
+  return RewriteGraph(graph, options, Mode::kKeepBias, "perfsuite_identity_rewrite");
 }
 
 MXReturnValue DropBias(Graph* graph, const std::unordered_map<std::string, std::string>& options) {
-  return RewriteGraph(graph, options, false, "perfsuite_drop_bias");
+  return RewriteGraph(graph, options, Mode::kDropBias, "perfsuite_drop_bias");
+}
+
+MXReturnValue Crash(Graph* graph, const std::unordered_map<std::string, std::string>& options) {
+  std::string name_filter;
+  if (!ParseOptions(options, "perfsuite_crash", &name_filter)) return MX_FAIL;
+  size_t encdec = 0;
+  for (size_t i = 0; i < graph->size(); ++i)
+    if (graph->getNode(i)->op == kCrashOp) ++encdec;
+  int per_head = CrashingDivision(encdec, "perfsuite_crash");
+  graph->attrs["perfsuite_units_per_head"] = mxnet::ext::JsonVal(per_head);
+  return MX_SUCCESS;
+}
+
+MXReturnValue Hang(Graph* /*graph*/, const std::unordered_map<std::string, std::string>& options) {
+  std::string name_filter;
+  if (!ParseOptions(options, "perfsuite_hang", &name_filter)) return MX_FAIL;
+  HangForever("perfsuite_hang");
 }
 
 #else
 // ------------------------------------------------------------------------------------------
-// lib_api 7 (MXNet 1.7): the pass receives the graph as a JSON string and returns a new one.
-// lib_api.h 7's own JsonParser cannot be used: it ends a string at the first '"' even when
-// escaped, which breaks on Gluon exports (attributes like "__init__": "[\"uniform\", ...]").
-// So a minimal JSON reader/writer follows that keeps strings, numbers and literals verbatim
-// (escapes included), which makes parse + dump an exact round trip of the content.
+// lib_api 7 (MXNet 1.7): the pass receives the graph as a JSON string and returns a new one,
+// parsed and dumped with lib_api.h's JsonParser, as the 1.7 example pass libraries do.
 // ------------------------------------------------------------------------------------------
 
-struct Json {
-  enum Type { kNone, kString, kRaw, kArray, kObject } type = kNone;
-  std::string text;                                   // kString (escaped, no quotes) or kRaw
-  std::vector<Json> items;                            // kArray
-  std::vector<std::pair<std::string, Json>> members;  // kObject, in input order
+// Control bytes never appear raw inside a JSON string, so this one can stand for \" while
+// JsonParser (which ends a string at any '"') reads the graph.
+const char kQuotePlaceholder = '\x01';
 
-  static Json String(const std::string& s) { Json j; j.type = kString; j.text = s; return j; }
-  static Json Int(long v) { Json j; j.type = kRaw; j.text = std::to_string(v); return j; }
-  static Json Array() { Json j; j.type = kArray; return j; }
-  static Json Object() { Json j; j.type = kObject; return j; }
-
-  Json* Find(const std::string& key) {
-    for (auto& m : members) if (m.first == key) return &m.second;
-    return nullptr;
-  }
-  Json& Set(const std::string& key, Json value) {
-    Json* found = Find(key);
-    if (found) { *found = std::move(value); return *found; }
-    members.emplace_back(key, std::move(value));
-    return members.back().second;
-  }
-  long AsInt() const {
-    try { return std::stol(text); } catch (...) { return -1; }
-  }
-};
-
-class JsonReader {
- public:
-  explicit JsonReader(const std::string& s) : s_(s) {}
-  bool Read(Json* out) {
-    if (!Value(out)) return false;
-    Space();
-    return pos_ == s_.size();
-  }
-
- private:
-  void Space() { while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_; }
-  bool Str(std::string* out) {
-    if (pos_ >= s_.size() || s_[pos_] != '"') return false;
-    for (++pos_; pos_ < s_.size(); ++pos_) {
-      char c = s_[pos_];
-      if (c == '"') { ++pos_; return true; }
-      if (c == '\\') {
-        if (pos_ + 1 >= s_.size()) return false;
+// Copies `in` with every \" inside a string replaced by the placeholder; false when `in`
+// already holds the placeholder byte.
+bool HideEscapedQuotes(const std::string& in, std::string* out) {
+  out->clear();
+  out->reserve(in.size());
+  bool in_string = false;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == kQuotePlaceholder) return false;
+    if (in_string && c == '\\' && i + 1 < in.size()) {  // an escape pair: \\ stays, \" is hidden
+      if (in[i + 1] == '"') {
+        *out += kQuotePlaceholder;
+      } else {
         *out += c;
-        c = s_[++pos_];
+        *out += in[i + 1];
       }
-      *out += c;
+      ++i;
+      continue;
     }
-    return false;
+    if (c == '"') in_string = !in_string;
+    *out += c;
   }
-  bool Value(Json* out) {
-    Space();
-    if (pos_ >= s_.size()) return false;
-    char c = s_[pos_];
-    if (c == '"') { out->type = Json::kString; return Str(&out->text); }
-    if (c == '[') {
-      out->type = Json::kArray;
-      ++pos_; Space();
-      if (pos_ < s_.size() && s_[pos_] == ']') { ++pos_; return true; }
-      while (true) {
-        out->items.emplace_back();
-        if (!Value(&out->items.back())) return false;
-        Space();
-        if (pos_ >= s_.size()) return false;
-        if (s_[pos_] == ',') { ++pos_; continue; }
-        if (s_[pos_] == ']') { ++pos_; return true; }
-        return false;
-      }
-    }
-    if (c == '{') {
-      out->type = Json::kObject;
-      ++pos_; Space();
-      if (pos_ < s_.size() && s_[pos_] == '}') { ++pos_; return true; }
-      while (true) {
-        Space();
-        std::string key;
-        if (!Str(&key)) return false;
-        Space();
-        if (pos_ >= s_.size() || s_[pos_] != ':') return false;
-        ++pos_;
-        out->members.emplace_back(key, Json());
-        if (!Value(&out->members.back().second)) return false;
-        Space();
-        if (pos_ >= s_.size()) return false;
-        if (s_[pos_] == ',') { ++pos_; continue; }
-        if (s_[pos_] == '}') { ++pos_; return true; }
-        return false;
-      }
-    }
-    // number, true, false, null: kept verbatim
-    size_t start = pos_;
-    while (pos_ < s_.size() && std::string(",]} \t\r\n").find(s_[pos_]) == std::string::npos) ++pos_;
-    if (pos_ == start) return false;
-    out->type = Json::kRaw;
-    out->text = s_.substr(start, pos_ - start);
-    return true;
-  }
-
-  const std::string& s_;
-  size_t pos_ = 0;
-};
-
-void WriteJson(const Json& j, std::string* out) {
-  switch (j.type) {
-    case Json::kString: *out += '"'; *out += j.text; *out += '"'; break;
-    case Json::kRaw: *out += j.text; break;
-    case Json::kArray:
-      *out += '[';
-      for (size_t i = 0; i < j.items.size(); ++i) {
-        if (i) *out += ',';
-        WriteJson(j.items[i], out);
-      }
-      *out += ']';
-      break;
-    case Json::kObject:
-      *out += '{';
-      for (size_t i = 0; i < j.members.size(); ++i) {
-        if (i) *out += ',';
-        *out += '"'; *out += j.members[i].first; *out += "\":";
-        WriteJson(j.members[i].second, out);
-      }
-      *out += '}';
-      break;
-    default: *out += "null"; break;
-  }
+  return true;
 }
 
-std::string StrOf(Json& node, const std::string& key) {
-  Json* v = node.Find(key);
-  return (v && v->type == Json::kString) ? v->text : std::string();
+void RestoreEscapedQuotes(std::string* s) {
+  std::string out;
+  out.reserve(s->size());
+  for (char c : *s) {
+    if (c == kQuotePlaceholder) out += "\\\"";
+    else out += c;
+  }
+  s->swap(out);
 }
 
-std::unordered_map<std::string, std::string> AttrsOf(Json& node) {
+JsonVal* Member(JsonVal& object, const char* key) {
+  if (object.type != MAP) return nullptr;
+  auto it = object.map.find(JsonVal(std::string(key)));
+  return it == object.map.end() ? nullptr : &it->second;
+}
+
+std::string StrOf(JsonVal& node, const char* key) {
+  JsonVal* v = Member(node, key);
+  return (v && v->type == STR) ? v->str : std::string();
+}
+
+std::unordered_map<std::string, std::string> AttrsOf(JsonVal& node) {
   std::unordered_map<std::string, std::string> attrs;
-  Json* a = node.Find("attrs");
-  if (a && a->type == Json::kObject)
-    for (auto& m : a->members) attrs[m.first] = m.second.text;
+  JsonVal* a = Member(node, "attrs");
+  if (a && a->type == MAP)
+    for (auto& m : a->map) attrs[m.first.str] = m.second.str;
   return attrs;
 }
 
-Json& AttrsMap(Json& node) {
-  Json* a = node.Find("attrs");
-  if (a && a->type == Json::kObject) return *a;
-  return node.Set("attrs", Json::Object());
+JsonVal& AttrsMap(JsonVal& node) {
+  JsonVal* a = Member(node, "attrs");
+  if (a && a->type == MAP) return *a;
+  JsonVal& made = node.map[JsonVal(std::string("attrs"))];
+  made = JsonVal(MAP);
+  return made;
 }
 
-Json Entry(long node, long index) {
-  Json e = Json::Array();
-  e.items.push_back(Json::Int(node));
-  e.items.push_back(Json::Int(index));
-  e.items.push_back(Json::Int(0));
+JsonVal Entry(int node, int index) {
+  JsonVal e(LIST);
+  e.list.push_back(JsonVal(node));
+  e.list.push_back(JsonVal(index));
+  e.list.push_back(JsonVal(0));
   return e;
+}
+
+// Parses in_graph with JsonParser into *graph; false (with a message) when it is no graph.
+bool ParseGraph(const std::string& in_graph, const char* pass_name, JsonParser* parser, JsonVal* graph) {
+  std::string hidden;
+  if (!HideEscapedQuotes(in_graph, &hidden)) {
+    PERFSUITE_ERR << "perfsuite pass '" << pass_name << "': the graph JSON holds byte 0x01, which this "
+                  << "library uses to work around lib_api 7's JsonParser (no escaped quotes)" << std::endl;
+    return false;
+  }
+  *graph = parser->parse_to_json(hidden);
+  JsonVal* nodes = Member(*graph, "nodes");
+  JsonVal* heads = Member(*graph, "heads");
+  if (graph->type != MAP || !nodes || nodes->type != LIST || !heads || heads->type != LIST) {
+    PERFSUITE_ERR << "perfsuite pass '" << pass_name << "': input is not a graph JSON" << std::endl;
+    return false;
+  }
+  return true;
+}
+
+void DumpGraph(JsonParser* parser, const JsonVal& graph, const std::string** out_graph) {
+  std::string* text = new std::string(parser->dump(graph));  // lib_api 7 deletes *out_graph
+  RestoreEscapedQuotes(text);
+  *out_graph = text;
 }
 
 MXReturnValue RewriteJson(const std::string& in_graph, const std::string** out_graph,
                           const std::unordered_map<std::string, std::string>& options,
-                          bool keep_bias, const char* pass_name) {
+                          Mode mode, const char* pass_name) {
   std::string name_filter;
   if (!ParseOptions(options, pass_name, &name_filter)) return MX_FAIL;
-  Json graph;
-  JsonReader reader(in_graph);
-  Json* nodes_json = nullptr;
-  Json* heads = nullptr;
-  if (!reader.Read(&graph) || graph.type != Json::kObject ||
-      !(nodes_json = graph.Find("nodes")) || nodes_json->type != Json::kArray ||
-      !(heads = graph.Find("heads")) || heads->type != Json::kArray) {
-    PERFSUITE_ERR << "perfsuite pass '" << pass_name << "': input is not a graph JSON" << std::endl;
-    return MX_FAIL;
-  }
-  std::vector<Json>& nodes = nodes_json->items;
-  std::vector<long> new_index(nodes.size(), -1);  // old node -> new node
-  std::vector<long> redirect(nodes.size(), -1);   // old FC -> new broadcast_add replacing output 0
-  Json out_nodes = Json::Array();
+  JsonParser parser;
+  JsonVal graph;
+  if (!ParseGraph(in_graph, pass_name, &parser, &graph)) return MX_FAIL;
+  std::vector<JsonVal>& nodes = Member(graph, "nodes")->list;
 
-  auto remap = [&](Json& entry) -> bool {
-    if (entry.type != Json::kArray || entry.items.size() < 2) return false;
-    long old_node = entry.items[0].AsInt(), index = entry.items[1].AsInt();
+  Scan scan;
+  std::vector<bool> selected(nodes.size(), false);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const std::string op = StrOf(nodes[i], "op"), name = StrOf(nodes[i], "name");
+    scan.See(op, name);
+    selected[i] = Select(&scan, op, name, name_filter);
+  }
+  if (!CheckScan(scan, pass_name, name_filter)) return MX_FAIL;
+
+  std::vector<int> new_index(nodes.size(), -1);  // old node -> new node
+  std::vector<int> redirect(nodes.size(), -1);   // old FC -> new broadcast_add replacing output 0
+  JsonVal out_nodes(LIST);
+  auto remap = [&](JsonVal& entry) -> bool {
+    if (entry.type != LIST || entry.list.size() < 2 || entry.list[0].type != NUM) return false;
+    const int old_node = entry.list[0].num, index = entry.list[1].num;
     if (old_node < 0 || static_cast<size_t>(old_node) >= nodes.size() || new_index[old_node] < 0) return false;
-    long target = (redirect[old_node] >= 0 && index == 0) ? redirect[old_node] : new_index[old_node];
-    entry.items[0] = Json::Int(target);
+    entry.list[0] = JsonVal((redirect[old_node] >= 0 && index == 0) ? redirect[old_node] : new_index[old_node]);
     return true;
   };
 
   for (size_t i = 0; i < nodes.size(); ++i) {
-    Json node = nodes[i];
-    Json* inputs = node.Find("inputs");
-    if (!inputs || inputs->type != Json::kArray) inputs = &node.Set("inputs", Json::Array());
-    for (Json& in : inputs->items) {
+    JsonVal node = nodes[i];
+    JsonVal* inputs = Member(node, "inputs");
+    if (!inputs || inputs->type != LIST) {
+      node.map[JsonVal(std::string("inputs"))] = JsonVal(LIST);
+      inputs = Member(node, "inputs");
+    }
+    for (JsonVal& in : inputs->list) {
       if (!remap(in)) {
         PERFSUITE_ERR << "perfsuite pass '" << pass_name << "': node " << i
                       << " has an input that is not an earlier node" << std::endl;
         return MX_FAIL;
       }
     }
-    const std::string op = StrOf(node, "op");
     const std::string name = StrOf(node, "name");
-    std::unordered_map<std::string, std::string> attrs = AttrsOf(node);
-    const bool rewrite = WantsRewrite(op, name, attrs, inputs->items.size(), name_filter);
-    Json bias;
+    const std::unordered_map<std::string, std::string> attrs = AttrsOf(node);
+    const bool rewrite = selected[i] && HasBias(attrs, inputs->list.size());
+    JsonVal bias;
     if (rewrite) {
-      bias = inputs->items[2];
-      inputs->items.pop_back();
-      AttrsMap(node).Set("no_bias", Json::String("True"));
-      Json& bias_node = out_nodes.items[bias.items[0].AsInt()];
-      std::string shape = BiasShape(attrs);
+      bias = inputs->list[2];
+      inputs->list.pop_back();
+      AttrsMap(node).map[JsonVal(std::string("no_bias"))] = JsonVal(std::string("True"));
+      JsonVal& bias_node = out_nodes.list[bias.list[0].num];
+      const std::string shape = BiasShape(attrs);
       if (StrOf(bias_node, "op") == "null" && !shape.empty()) {
-        Json& bias_attrs = AttrsMap(bias_node);
-        if (!bias_attrs.Find("__shape__")) bias_attrs.Set("__shape__", Json::String(shape));
+        JsonVal& bias_attrs = AttrsMap(bias_node);
+        if (!Member(bias_attrs, "__shape__"))
+          bias_attrs.map[JsonVal(std::string("__shape__"))] = JsonVal(shape);
       }
     }
-    new_index[i] = static_cast<long>(out_nodes.items.size());
-    out_nodes.items.push_back(node);
-    if (rewrite && keep_bias) {
-      Json add = Json::Object();
-      add.Set("op", Json::String("broadcast_add"));
-      add.Set("name", Json::String(name + kAddSuffix));
-      Json& add_inputs = add.Set("inputs", Json::Array());
-      add_inputs.items.push_back(Entry(new_index[i], 0));
-      add_inputs.items.push_back(bias);
-      Json add_attrs = Json::Object();
+    new_index[i] = static_cast<int>(out_nodes.list.size());
+    out_nodes.list.push_back(node);
+    if (rewrite && mode == Mode::kKeepBias) {
+      JsonVal add(MAP);
+      add.map[JsonVal(std::string("op"))] = JsonVal(std::string("broadcast_add"));
+      add.map[JsonVal(std::string("name"))] = JsonVal(name + kAddSuffix);
+      JsonVal add_inputs(LIST);
+      add_inputs.list.push_back(Entry(new_index[i], 0));
+      add_inputs.list.push_back(bias);
+      add.map[JsonVal(std::string("inputs"))] = add_inputs;
+      JsonVal add_attrs(MAP);
       for (const char* key : {"__ext_shape__", "__ext_dtype__", "__profiler_scope__"}) {
-        auto it = attrs.find(key);
-        if (it != attrs.end()) add_attrs.Set(key, Json::String(it->second));
+        auto it = attrs.find(key);  // same output shape and dtype as the FC
+        if (it != attrs.end()) add_attrs.map[JsonVal(std::string(key))] = JsonVal(it->second);
       }
-      if (!add_attrs.members.empty()) add.Set("attrs", add_attrs);
-      redirect[i] = static_cast<long>(out_nodes.items.size());
-      out_nodes.items.push_back(add);
+      if (!add_attrs.map.empty()) add.map[JsonVal(std::string("attrs"))] = add_attrs;
+      redirect[i] = static_cast<int>(out_nodes.list.size());
+      out_nodes.list.push_back(add);
     }
   }
 
-  for (Json& head : heads->items) {
+  for (JsonVal& head : Member(graph, "heads")->list) {
     if (!remap(head)) {
       PERFSUITE_ERR << "perfsuite pass '" << pass_name << "': a graph head is not a node" << std::endl;
       return MX_FAIL;
     }
   }
-  Json arg_nodes = Json::Array();
-  for (size_t i = 0; i < out_nodes.items.size(); ++i)
-    if (StrOf(out_nodes.items[i], "op") == "null") arg_nodes.items.push_back(Json::Int(static_cast<long>(i)));
-  graph.Set("arg_nodes", arg_nodes);
-  if (graph.Find("node_row_ptr")) {
+  JsonVal arg_nodes(LIST);
+  for (size_t i = 0; i < out_nodes.list.size(); ++i)
+    if (StrOf(out_nodes.list[i], "op") == "null") arg_nodes.list.push_back(JsonVal(static_cast<int>(i)));
+  graph.map[JsonVal(std::string("arg_nodes"))] = arg_nodes;
+  if (Member(graph, "node_row_ptr")) {
     // Row pointers into the outputs of all nodes; only their count changes with one output
     // per inserted node. MXNet does not read them back; keep them well-formed anyway.
-    Json row_ptr = Json::Array();
-    for (size_t i = 0; i <= out_nodes.items.size(); ++i) row_ptr.items.push_back(Json::Int(static_cast<long>(i)));
-    graph.Set("node_row_ptr", row_ptr);
+    JsonVal row_ptr(LIST);
+    for (size_t i = 0; i <= out_nodes.list.size(); ++i) row_ptr.list.push_back(JsonVal(static_cast<int>(i)));
+    graph.map[JsonVal(std::string("node_row_ptr"))] = row_ptr;
   }
-  graph.Set("nodes", out_nodes);
-  std::string* text = new std::string();  // lib_api 7 deletes *out_graph
-  WriteJson(graph, text);
-  *out_graph = text;
+  graph.map[JsonVal(std::string("nodes"))] = out_nodes;
+  DumpGraph(&parser, graph, out_graph);
   return MX_SUCCESS;
 }
 
@@ -440,7 +507,7 @@ MXReturnValue IdentityRewrite(const std::string& in_graph, const std::string** o
                               const std::unordered_map<std::string, MXTensor>& /*args*/,
                               const std::unordered_map<std::string, MXTensor>& /*aux*/,
                               const PassResource& /*res*/) {
-  return RewriteJson(in_graph, out_graph, options, true, "perfsuite_identity_rewrite");
+  return RewriteJson(in_graph, out_graph, options, Mode::kKeepBias, "perfsuite_identity_rewrite");
 }
 
 MXReturnValue DropBias(const std::string& in_graph, const std::string** out_graph,
@@ -448,7 +515,35 @@ MXReturnValue DropBias(const std::string& in_graph, const std::string** out_grap
                        const std::unordered_map<std::string, MXTensor>& /*args*/,
                        const std::unordered_map<std::string, MXTensor>& /*aux*/,
                        const PassResource& /*res*/) {
-  return RewriteJson(in_graph, out_graph, options, false, "perfsuite_drop_bias");
+  return RewriteJson(in_graph, out_graph, options, Mode::kDropBias, "perfsuite_drop_bias");
+}
+
+MXReturnValue Crash(const std::string& in_graph, const std::string** out_graph,
+                    const std::unordered_map<std::string, std::string>& options,
+                    const std::unordered_map<std::string, MXTensor>& /*args*/,
+                    const std::unordered_map<std::string, MXTensor>& /*aux*/,
+                    const PassResource& /*res*/) {
+  std::string name_filter;
+  if (!ParseOptions(options, "perfsuite_crash", &name_filter)) return MX_FAIL;
+  JsonParser parser;
+  JsonVal graph;
+  if (!ParseGraph(in_graph, "perfsuite_crash", &parser, &graph)) return MX_FAIL;
+  size_t encdec = 0;
+  for (JsonVal& node : Member(graph, "nodes")->list)
+    if (StrOf(node, "op") == kCrashOp) ++encdec;
+  CrashingDivision(encdec, "perfsuite_crash");
+  DumpGraph(&parser, graph, out_graph);
+  return MX_SUCCESS;
+}
+
+MXReturnValue Hang(const std::string& /*in_graph*/, const std::string** /*out_graph*/,
+                   const std::unordered_map<std::string, std::string>& options,
+                   const std::unordered_map<std::string, MXTensor>& /*args*/,
+                   const std::unordered_map<std::string, MXTensor>& /*aux*/,
+                   const PassResource& /*res*/) {
+  std::string name_filter;
+  if (!ParseOptions(options, "perfsuite_hang", &name_filter)) return MX_FAIL;
+  HangForever("perfsuite_hang");
 }
 #endif
 
@@ -456,6 +551,8 @@ MXReturnValue DropBias(const std::string& in_graph, const std::string** out_grap
 
 REGISTER_PASS(perfsuite_identity_rewrite).setBody(IdentityRewrite);
 REGISTER_PASS(perfsuite_drop_bias).setBody(DropBias);
+REGISTER_PASS(perfsuite_crash).setBody(Crash);
+REGISTER_PASS(perfsuite_hang).setBody(Hang);
 
 // Called by MXNet's MXLoadLib with MXNET_VERSION = major*10000 + minor*100 + patch.
 MXReturnValue initialize(int version) {

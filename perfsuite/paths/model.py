@@ -188,7 +188,8 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
             calib_batches: Optional[Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]] = None,
             pass_library: Optional[str] = None, passes: Sequence[str] = (),
             example: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
-            onednn_backend: str = "MKLDNN", task: str = "classification") -> Runner:
+            onednn_backend: str = "MKLDNN", task: str = "classification",
+            pass_timeout_s: Optional[float] = None) -> Runner:
     """Build `path` of the task's graph for (cfg, weights): everything a deployment does before serving (the seed's
     deploy.py flow); raises if it cannot."""
     import mxnet as mx
@@ -254,27 +255,38 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
             info["quantization"] = (f"quantize_net_v2({', '.join(f'{k}={v!r}' for k, v in settings.items())}, "
                                     f"{len(arrays[0])} calibration sentences)")
         elif path == "graph_pass":
-            from perfsuite.passes import apply_passes, load_pass_library
+            from perfsuite.passes import apply_passes_isolated
 
             if not pass_library or not passes:
                 raise PerfsuiteInputError("the graph_pass path needs a pass library and at least one pass name")
-            load_pass_library(pass_library)
             block.hybridize(static_alloc=True, static_shape=True)
-            block, _ = _export_and_import(block, nd(ex_np), workdir, "bert", ctx)
-            sym = mx.sym.load(os.path.join(workdir, "bert-symbol.json"))
-            params = mx.nd.load(os.path.join(workdir, "bert-0000.params"))
-            args = {k[4:]: v for k, v in params.items() if k.startswith("arg:")}
-            aux = {k[4:]: v for k, v in params.items() if k.startswith("aux:")}
+            _export_and_import(block, nd(ex_np), workdir, "bert", ctx)
             b, L = ex_np[0].shape
-            sym, args, aux = apply_passes(sym, args, aux, list(passes),
-                                          input_shapes={"data0": (b, L), "data1": (b, L), "data2": (b,)})
-            block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in INPUT_NAMES])
+            # the user's library is loaded and applied in a child process: a crash or a hang there is a verdict
+            # (PassLibraryCrashed names the signal and the library), not the end of perfsuite
+            res = apply_passes_isolated(os.path.join(workdir, "bert-symbol.json"),
+                                        os.path.join(workdir, "bert-0000.params"), pass_library, list(passes),
+                                        {"data0": (b, L), "data1": (b, L), "data2": (b,)},
+                                        os.path.join(workdir, "bert-passed"),
+                                        **({"timeout_s": pass_timeout_s} if pass_timeout_s else {}))
+            sym = mx.sym.load(str(res.symbol_file))
+            params = mx.nd.load(str(res.params_file))
+            try:
+                block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in INPUT_NAMES])
+            except mx.base.MXNetError:  # the pass left ops of the library's own: run them with it loaded here
+                from perfsuite.passes import load_pass_library
+
+                load_pass_library(pass_library)
+                block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in INPUT_NAMES])
             block_params = block.collect_params()
-            for name, value in list(args.items()) + list(aux.items()):
+            for key, value in params.items():
+                name = key.split(":", 1)[1] if ":" in key else key
                 if name in block_params:
                     block_params[name]._load_init(value, ctx)
             info["passes"] = list(passes)
             info["pass_library"] = str(pass_library)
+            info["pass_child_seconds"] = round(res.wall_seconds, 3)
+            info["pass_nodes"] = {"before": res.nodes_before, "after": res.nodes_after}
         elif path.startswith("gpu_fp16"):
             block.cast("float16")
             block.hybridize(static_alloc=True, static_shape=True)

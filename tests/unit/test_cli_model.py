@@ -404,3 +404,29 @@ def test_infer_bad_input_exit_2_and_nothing_written(capsys, tmp_path, case, exis
         assert output.read_bytes() == b"precious"
     elif not output.is_dir():
         assert not output.exists()
+
+
+@pytest.mark.parametrize("pass_name,needle,extra", [
+    ("perfsuite_crash", "killed by SIGFPE", []),
+    ("perfsuite_hang", "hung for more than 3 s", ["--pass-timeout", "3"]),
+])
+def test_a_crashing_or_hanging_pass_is_an_error_row_and_the_run_completes(capsys, tmp_path, pass_name, needle,
+                                                                        extra):
+    """The pass library runs in a child process: its crash or hang is an ERROR naming the signal (or the timeout)
+    and the library, the other cases still run and the JSON is still written."""
+    from perfsuite.passes import build_pass_library, skip_reason_passes
+
+    skip_unless_runnable(skip_reason_path("graph_pass") or skip_reason_passes())
+    lib = str(build_pass_library())
+    out_file = tmp_path / "p.json"
+    code = cli.main(["parity", "-q", "--model", "small", "--paths", "graph_pass,hybridized", "--task", "qa",
+                     "--batch-size", "2", "--seq-len", "8", "--custom-pass-lib", lib, "--custom-passes", pass_name,
+                     "--json", str(out_file), *extra])
+    out = capsys.readouterr().out
+    assert code == cli.EXIT_FAILED, out
+    rows = _table_rows(out)
+    assert "ERROR: PassLibraryCrashed: pass library" in rows[("small", "graph_pass")] and needle in out
+    assert lib in out and "PASS" in rows[("small", "hybridized")]
+    cases = json.loads(out_file.read_text())["cases"]
+    assert [c["status"] for c in cases] == ["error", "pass"]
+

@@ -61,16 +61,41 @@ def test_missing_length_mask_fails():
     _fails(NoMask(), batch=(ids, types, valid))
 
 
-def test_wrong_graph_pass_fails():
+GP_CASE = ModelCase("small", "graph_pass", batch=4, seq_len=32, seed=1)
+
+
+def _pass_library():
     skip_unless_runnable(skip_reason_path("graph_pass"))
     from perfsuite.passes import build_pass_library, skip_reason_passes
 
     skip_unless_runnable(skip_reason_passes())
-    lib = str(build_pass_library())
+    return str(build_pass_library())
+
+
+def test_wrong_graph_pass_fails():
+    """A pass is judged against the unpassed exported model: the correct rewrite agrees (exactly, here), the
+    bias-dropping one differs."""
+    lib = _pass_library()
     good = _runner_with(model_weights("small"), "graph_pass", pass_library=lib, passes=["perfsuite_identity_rewrite"])
-    assert run_model_case(CASE, runner=good).passed
+    result = run_model_case(GP_CASE, runner=good)
+    assert result.passed and result.base_comparisons and "agrees with the unpassed" in result.message
     bad = _runner_with(model_weights("small"), "graph_pass", pass_library=lib, passes=["perfsuite_drop_bias"])
-    _fails(bad)
+    result = run_model_case(GP_CASE, runner=bad)
+    assert not result.passed and "DIFFERS from the unpassed exported model" in result.message
+    assert "error/bound=" in result.message
+
+
+def test_a_correct_pass_on_a_base_model_that_fails_the_reference_is_not_blamed():
+    """As on MXNet 1.7.0.post2 (tanh GELU): the base model fails the reference, the pass keeps it as it is; the
+    verdict is the pass's (PASS), and the message says the base model fails the reference on this MXNet."""
+    lib = _pass_library()
+    w = dict(model_weights("small"))
+    w["layer1.ffn.2.bias"] = w["layer1.ffn.2.bias"] * 1.01  # a model that is not the reference's
+    passed = _runner_with(w, "graph_pass", pass_library=lib, passes=["perfsuite_identity_rewrite"])
+    base = _runner_with(w, "exported")
+    result = run_model_case(GP_CASE, runner=passed, base_runner=base)
+    assert result.passed and not result.reference_passed
+    assert "the base model itself fails the reference on this MXNet, not the pass" in result.message
 
 
 def test_onednn_with_a_wrong_backend_name_is_refused():
