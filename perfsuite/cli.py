@@ -293,13 +293,19 @@ def format_model_table(outcomes: Sequence[Any]) -> str:
     rows = []
     for o in outcomes:
         r = o.result
+        note = ""
         if r is not None and r.metrics is not None:
             ratio = ", ".join(f"{k}={v:.3f}" for k, v in r.metrics.items() if "top1" in k or "cosine" in k)
+        elif r is not None and r.base_comparisons:  # a graph pass: vs the unpassed model, and vs the reference
+            ref_worst = max((c.worst_ratio for c in r.comparisons), default=float("nan"))
+            ratio = f"{r.worst_ratio:.3g} vs unpassed; {ref_worst:.3g} vs reference"
+            if o.status == "pass" and not r.reference_passed:
+                note = " (the base model fails the reference on this MXNet, not the pass)"
         elif r is not None:
             ratio = f"{r.worst_ratio:.3g}"
         else:
             ratio = "-"
-        verdict = o.status.upper() + ("" if o.status == "pass" else f": {o.detail.splitlines()[0][:240]}")
+        verdict = o.status.upper() + (note if o.status == "pass" else f": {o.detail.splitlines()[0][:240]}")
         rows.append((o.case.model, o.case.path, o.case.task, f"{o.case.batch} x {o.case.seq_len}", o.case.inputs, ratio,
                      verdict))
     return _text_table(header, rows)

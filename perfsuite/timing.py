@@ -35,16 +35,45 @@ def mxnet_sync() -> None:
     mx.nd.waitall()
 
 
+def _allowed_cpus() -> Optional[frozenset]:
+    """The CPUs this process may run on (its affinity); None where the platform cannot say."""
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+_CPUS = _allowed_cpus()
+
+
+def _busy_from_stat(text: str, cpus: Optional[frozenset]) -> float:
+    """Busy jiffies (user, nice, system, irq, softirq, steal) summed over the per-CPU lines of `cpus` (every CPU
+    when None). Only the CPUs this process can use matter: on a 64-core host a busy process pinned elsewhere does
+    not disturb a sample here."""
+    total = 0
+    for line in text.splitlines():
+        if not line.startswith("cpu") or line.startswith("cpu "):
+            continue
+        parts = line.split()
+        try:
+            cpu = int(parts[0][3:])
+        except ValueError:
+            continue
+        if cpus is not None and cpu not in cpus:
+            continue
+        vals = [int(v) for v in parts[1:9]]  # user nice system idle iowait irq softirq steal
+        total += vals[0] + vals[1] + vals[2] + vals[5] + vals[6] + vals[7]
+    return total * _JIFFY
+
+
 def _system_busy_s() -> Optional[float]:
-    """CPU seconds all processes have spent busy (user, nice, system, irq, softirq, steal), from /proc/stat."""
+    """CPU seconds spent busy on the CPUs this process may use, from the per-CPU lines of /proc/stat."""
     try:
         with open("/proc/stat") as fh:
-            parts = fh.readline().split()
+            text = fh.read()
     except OSError:
         return None
-    vals = [int(v) for v in parts[1:9]]  # user nice system idle iowait irq softirq steal
-    busy = vals[0] + vals[1] + vals[2] + vals[5] + vals[6] + vals[7]
-    return busy * _JIFFY
+    return _busy_from_stat(text, _CPUS)
 
 
 def _own_cpu_s() -> float:

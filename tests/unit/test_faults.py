@@ -17,6 +17,10 @@ from perfsuite.paths import ops
 SA = (("L", 128), ("B", 2), ("H", 12), ("d", 64))
 
 
+def _fp16(a):
+    return np.asarray(a).astype(np.float16).astype(np.float32)
+
+
 def _swap_heads_qk(qkv, heads):
     out = ops.selfatt_qk(qkv, heads)
     b = qkv.shape[1]
@@ -73,6 +77,14 @@ FAULTS = [
                  lambda x, bias: ops.gelu_erf(x), id="bias-gelu-dropped-bias"),
     pytest.param(ParityCase("gelu_erf", "float32", (("N", 64), ("C", 3072))),
                  lambda x: ops.gelu_tanh(x), id="gelu-tanh-where-erf-expected"),
+    # precision loss: a float16 round trip of the inputs (a kernel that silently computes in half precision)
+    pytest.param(ParityCase("fully_connected", "float32", (("B", 1), ("K", 7), ("N", 3))),
+                 lambda x, weight, bias: ops.fully_connected(_fp16(x), _fp16(weight), bias),
+                 id="fc-inputs-rounded-to-float16"),
+    pytest.param(ParityCase("interleaved_selfatt_qk", "float32", (("L", 9), ("B", 2), ("H", 3), ("d", 5))),
+                 lambda qkv, heads: ops.selfatt_qk(_fp16(qkv), heads), id="qk-inputs-rounded-to-float16"),
+    pytest.param(ParityCase("gelu_erf", "float32", (("N", 64), ("C", 3072))),
+                 lambda x: _fp16(ops.gelu_erf(x)), id="gelu-output-rounded-to-float16"),
     # FP16 accumulation beyond the bound: a scalar FP16 FMA chain (one rounding per term) on non-cancelling
     # inputs, judged with the true-FP16 tolerance; the tensor-core-like emulation passes the same case below.
     pytest.param(ParityCase("fully_connected", "float16-true", (("B", 8), ("K", 4096), ("N", 64)), dist="positive"),
@@ -145,3 +157,37 @@ def test_safe_accumulation_flag_changes_fp16_softmax():
     unsafe = run_case(ParityCase("softmax_length", "float16-unsafe", shape))
     assert safe.passed and unsafe.passed, (safe.message, unsafe.message)
     assert unsafe.max_abs_error > 2 * safe.max_abs_error, (safe.message, unsafe.message)
+
+
+# ----------------------------------------------------------------------------------------------- bounds not loose
+def _k_of(case):
+    d = case.dims
+    if case.path == "fully_connected":
+        return d["K"]
+    if case.path.endswith("_qk"):
+        return d["d"]
+    return d.get("L", d.get("Lk"))
+
+
+@pytest.mark.parametrize("path", ["fully_connected", "interleaved_selfatt_qk", "interleaved_selfatt_valatt"])
+def test_fp32_gemm_bound_is_not_loose(path):
+    """Correct FP32 GEMMs use a visible part of their bound. Derivation of the floor: the largest of many output
+    roundings reaches about u/2 of its value, and for the grid's tiny-K cases (K <= 9) the value is within a small
+    factor of |A|.|B|, so some element has error/bound >= 1 / (4 (roundings + K)) when the bound is
+    (roundings + gamma_K/u) u |A|.|B|. A bound 10x too loose puts every case under its floor."""
+    from perfsuite import parity
+
+    cases = [c for c in parity.default_cases(devices=["cpu"]) if c.path == path and c.mode == "float32"
+             and _k_of(c) <= 9 and c.dims.get("L", 2) > 1]
+    assert cases
+    tol = tl.tolerance_for(path, "float32")
+    ratios = {c.id: (run_case(c).worst_ratio, 1 / (4 * (tol.roundings + _k_of(c)))) for c in cases}
+    assert max(r / floor for r, floor in ratios.values()) >= 1.0, ratios
+
+
+def test_gelu_bound_is_not_loose():
+    """Correct erf-GELU uses at least 1/16 of its bound on BERT-scale inputs: the bound allows the output's own
+    roundings plus a few ulps of erf, and over 196,608 elements one reaches u/4 of its value."""
+    result = run_case(ParityCase("gelu_erf", "float32", (("N", 64), ("C", 3072))))
+    assert result.passed and result.worst_ratio >= 1 / 16, result.message
+

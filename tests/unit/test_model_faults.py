@@ -106,3 +106,70 @@ def test_onednn_with_a_wrong_backend_name_is_refused():
     with pytest.raises(PerfsuiteInputError, match="optimize_for\\(backend='ONEDNN'\\) fused nothing"):
         prepare("onednn", CASE.cfg, model_weights("small"), onednn_backend="ONEDNN")
     assert prepare("onednn", CASE.cfg, model_weights("small")).info["fused_nodes"]
+
+
+# ------------------------------------------------------------------------------------- the model bound's strength
+def _tanh_gelu(x):
+    import math
+
+    x = np.asarray(x, dtype=np.float64)
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def _fp16_weights(names):
+    def change(w):
+        w = dict(w)
+        for k in [k for k in w if any(k.endswith(n) for n in names)]:
+            w[k] = w[k].astype(np.float16).astype(np.float32)
+        return w
+    return change
+
+
+SUBTLE = {
+    # name: (model, change to the weights, change to the config, patch the reference's GELU)
+    "tanh-GELU where erf is expected": ("small", None, None, True),
+    "LayerNorm eps 1e-5 instead of the config's 1e-12": ("small", None, {"layer_norm_eps": 1e-5}, False),
+    "FFN input weights rounded to float16 (K=768)": ("bert-base", _fp16_weights(["ffn.1.weight"]), None, False),
+    "FFN output weights rounded to float16 (K=3072)": ("bert-base", _fp16_weights(["ffn.2.weight"]), None, False),
+}
+
+
+@pytest.mark.parametrize("fault", list(SUBTLE))
+def test_subtle_whole_model_faults_fail_at_the_real_factor(fault, monkeypatch):
+    """A float32 BERT with one subtle fault (computed by the reference's own float32 twin, so the fault is the only
+    difference from a correct float32 implementation) fails the whole-model bound. The eps fault is within 2-4x of
+    the bound: a factor 10 times looser would let it pass, so this test guards the factor itself."""
+    import dataclasses
+
+    import perfsuite.reference.bert as reference_bert
+    from perfsuite.model_parity import compare_outputs, model_bound, reference_outputs
+
+    model, change_w, change_cfg, tanh = SUBTLE[fault]
+    cfg = CONFIGS[model]
+    weights = model_weights(model)
+    batch = make_batch(ModelCase(model, "hybridized", batch=2 if model == "bert-base" else 4, seq_len=32, seed=1))
+    ref = reference_outputs(cfg, weights, batch)
+    bounds = model_bound(ref, reference_outputs(cfg, weights, batch, dtype="float32"), "float32")
+    if tanh:
+        monkeypatch.setattr(reference_bert, "_gelu64", _tanh_gelu)
+    faulty = reference_outputs(dataclasses.replace(cfg, **(change_cfg or {})),
+                               change_w(weights) if change_w else weights, batch, dtype="float32")
+    comps = compare_outputs({k: faulty[k] for k in ("sequence", "classification", "qa", "embedding_mean")}, ref,
+                            bounds, {"fault": fault})
+    assert not all(c.passed for c in comps), [c.message for c in comps]
+
+
+def test_whole_model_bound_is_not_loose():
+    """MXNet's correct FP32 BERT uses a visible part of the bound: its error is at least half the precision twin's
+    (measured 1-3x the twin's on the small model, all task graphs), i.e. error/bound >= 1 / (2 x factor) on some
+    output. A factor 10 times larger puts it under this floor."""
+    from perfsuite.tolerance import MODEL_TOLERANCES
+
+    floor = 1 / (2 * MODEL_TOLERANCES["float32"].factor)
+    worst = 0.0
+    for task in ("classification", "qa", "embedding"):
+        case = ModelCase("small", "exported", batch=4, seq_len=32, seed=1, task=task)
+        result = run_model_case(case, runner=prepare("exported", case.cfg, model_weights("small"), task=task))
+        assert result.passed, result.message
+        worst = max(worst, result.worst_ratio)
+    assert worst >= floor, (worst, floor)

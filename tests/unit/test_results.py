@@ -43,3 +43,27 @@ def test_missing_folder_and_file(tmp_path):
         write_json_atomic(tmp_path / "nope" / "r.json", {})
     with pytest.raises(PerfsuiteInputError, match="cannot read"):
         read_result(tmp_path / "absent.json", "x", 1)
+
+
+def test_writes_go_through_a_temporary_file_and_os_replace(tmp_path, monkeypatch):
+    """The file appears by an atomic rename of a complete temporary file in the same folder, never written in place
+    (a reader or a crash midway sees the old file or the new one, never half of one)."""
+    import os
+
+    from perfsuite import results
+
+    calls = []
+    real = os.replace
+
+    def spy(src, dst):
+        calls.append((str(src), str(dst), os.path.getsize(src)))
+        return real(src, dst)
+
+    monkeypatch.setattr(results.os, "replace", spy)
+    target = tmp_path / "r.json"
+    results.write_json_atomic(target, {"format": "x", "format_version": 1, "v": list(range(100))})
+    assert len(calls) == 1
+    src, dst, size = calls[0]
+    assert dst == str(target) and src != dst and os.path.dirname(src) == str(tmp_path)
+    assert size == target.stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temporary file left

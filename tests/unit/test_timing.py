@@ -326,3 +326,68 @@ def test_from_dict_names_missing_keys():
     del d["samples_s"], d["flops"]
     with pytest.raises(PerfsuiteInputError, match="lacks samples_s, flops"):
         Measurement.from_dict(d)
+
+
+# ------------------------------------------------------------------------------------------------ interference
+# The arithmetic of the interference marks, with the two clocks replaced by fakes (the real-clock test above skips
+# whenever the machine is busy, which on shared machines is most of the time).
+def _fake_clocks(monkeypatch, others_per_call, own_per_call, wall=0.02):
+    """Each timed call: the system's busy time grows by others + own, this process's CPU time by own."""
+    from perfsuite import timing
+
+    state = {"sys": 0.0, "own": 0.0, "i": 0, "phase": 0}
+
+    def system_busy():
+        return state["sys"]
+
+    def own_cpu():
+        return state["own"]
+
+    def work():
+        i = state["i"]
+        state["sys"] += others_per_call[i % len(others_per_call)] + own_per_call
+        state["own"] += own_per_call
+        state["i"] += 1
+        t = time.perf_counter()
+        while time.perf_counter() - t < wall:
+            pass
+
+    monkeypatch.setattr(timing, "_system_busy_s", system_busy)
+    monkeypatch.setattr(timing, "_own_cpu_s", own_cpu)
+    return work
+
+
+def test_own_cpu_time_is_not_interference(monkeypatch):
+    work = _fake_clocks(monkeypatch, others_per_call=[0.0], own_per_call=0.04)  # 2 busy threads of our own
+    samples, _ = time_callable(work, warmup=0, min_repeat=3, max_repeat=3, min_time_s=0.0, sync=lambda: None)
+    assert all(not s.contaminated and s.others_cpu_s == pytest.approx(0.0) for s in samples)
+
+
+def test_others_beyond_a_quarter_core_contaminate(monkeypatch):
+    from perfsuite.timing import _JIFFY
+
+    wall = 0.2  # long enough that the quarter core, not the jiffy allowance, decides
+    allowed = INTERFERENCE_CORE_FRACTION * wall + 2 * _JIFFY
+    work = _fake_clocks(monkeypatch, others_per_call=[allowed * 0.5, allowed * 1.3], own_per_call=0.01, wall=wall)
+    samples, _ = time_callable(work, warmup=0, min_repeat=1, max_repeat=2, min_time_s=0.3, sync=lambda: None)
+    marks = [s.contaminated for s in samples]
+    assert marks[:2] == [False, True]
+    assert samples[1].others_cpu_s == pytest.approx(allowed * 1.3)
+
+
+def test_contaminated_samples_do_not_count_toward_min_repeat(monkeypatch):
+    work = _fake_clocks(monkeypatch, others_per_call=[0.0, 1.0], own_per_call=0.0)  # every second one disturbed
+    samples, _ = time_callable(work, warmup=0, min_repeat=3, max_repeat=20, min_time_s=0.0, sync=lambda: None)
+    assert sum(not s.contaminated for s in samples) == 3 and len(samples) == 5
+
+
+def test_only_the_cpus_this_process_may_use_count():
+    from perfsuite.timing import _JIFFY, _busy_from_stat
+
+    stat = ("cpu  900 0 900 100 0 0 0 0 0 0\n"
+            "cpu0 100 0 100 50 0 0 0 0 0 0\n"
+            "cpu1 300 0 300 50 0 0 0 0 0 0\n"
+            "cpu2 500 0 500 0 0 0 0 0 0 0\n"
+            "intr 12345\n")
+    assert _busy_from_stat(stat, frozenset({0, 1})) == pytest.approx(800 * _JIFFY)  # cpu2's busy process ignored
+    assert _busy_from_stat(stat, None) == pytest.approx(1800 * _JIFFY)
