@@ -49,8 +49,13 @@ def normalize_version(version: str) -> str:
 
 
 def _version_key(label: str) -> Tuple:
-    nums = [int(x) for x in re.findall(r"\d+", label)]
-    return (0, nums, label) if nums else (1, [], label)
+    """Order labels by their PEP 440 version (perfsuite.env.parse_version); unparsable ones last, by name."""
+    from perfsuite.env import parse_version
+
+    try:
+        return (0, parse_version(label), label)
+    except PerfsuiteInputError:
+        return (1, (), label)
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,9 @@ def format_env_table(info: Any) -> str:
         ("platform", info.platform),
         ("MXNET_* flags set", _format_value(info.mxnet_flags)),
     ]
-    width = max(len(key) for key, _ in rows)
-    return "\n".join(f"{key:<{width}}  {value}" for key, value in rows)
+    from perfsuite.tables import table
+
+    return "\n".join(ln.rstrip() for ln in table(["", ""], rows, "plain").splitlines()[1:])
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -182,14 +183,10 @@ def _select_cases(args: argparse.Namespace) -> list:
 
 
 def _text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Aligned columns; the last column (the verdict with its reason) is left unpadded."""
-    widths = [max(len(str(x[i])) for x in [header, *rows]) for i in range(len(header) - 1)]
-    out = []
-    for row in [header, *rows]:
-        out.append("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + str(row[-1]))
-        if row is header:
-            out.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
-    return "\n".join(out)
+    """Aligned terminal columns, through the one table writer."""
+    from perfsuite.tables import table
+
+    return "\n".join(ln.rstrip() for ln in table(header, rows, "simple").splitlines())
 
 
 def format_parity_table(rows: Sequence[Any]) -> str:

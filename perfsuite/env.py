@@ -55,38 +55,28 @@ _FLAG_PREFIX = "MXNET_"
 # Versions
 # ---------------------------------------------------------------------------------------------
 
-_VERSION_RE = re.compile(
-    r"""^\s*v?
-    (?P<release>\d+(?:\.\d+)*)
-    (?:[-_.]?(?P<pre>a|b|c|rc|alpha|beta|pre|preview)[-_.]?\d*)?
-    (?:(?:[-_.]?(?:post|rev|r)[-_.]?(?P<post>\d*))|(?:-(?P<post_implicit>\d+)))?
-    (?:[-_.]?dev[-_.]?\d*)?
-    (?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?
-    \s*$""",
-    re.IGNORECASE | re.VERBOSE,
-)
-
-
 def parse_version(version: str) -> tuple[int, int, int, int]:
-    """Parse a PEP 440 version into ``(major, minor, micro, post)`` for ordering MXNet releases.
+    """Parse a PEP 440 version (packaging.version, the one version parser) into ``(major, minor, micro, post)``
+    for ordering MXNet releases.
 
     ``'1.7.0.post2'`` -> ``(1, 7, 0, 2)``; ``'1.9'`` -> ``(1, 9, 0, 0)``. Pre-release, dev and local
     segments are ignored: a 1.9.0 nightly (``1.9.0b20210801``) counts as 1.9.0, which is what feature
     gating wants (nightlies carry the features of the release they precede).
     """
+    from packaging.version import InvalidVersion, Version
+
     if not isinstance(version, str):
         raise PerfsuiteInputError(
             f"version {version!r} is a {type(version).__name__}; allowed: a version string such as '1.9.1' or '1.7.0.post2'"
         )
-    match = _VERSION_RE.match(version)
-    if match is None:
+    try:
+        v = Version(version.strip())
+    except InvalidVersion:
         raise PerfsuiteInputError(
             f"cannot parse version {version!r}; allowed: a PEP 440 version such as '1.9.1' or '1.7.0.post2'"
-        )
-    parts = [int(p) for p in match.group("release").split(".")]
-    parts = (parts + [0, 0, 0])[:3]
-    post_text = match.group("post") or match.group("post_implicit") or ""
-    return (parts[0], parts[1], parts[2], int(post_text) if post_text else 0)
+        ) from None
+    parts = (list(v.release) + [0, 0, 0])[:3]
+    return (parts[0], parts[1], parts[2], v.post or 0)
 
 
 # ---------------------------------------------------------------------------------------------

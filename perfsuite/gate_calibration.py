@@ -101,7 +101,7 @@ def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def render(doc: Dict[str, Any]) -> str:
-    from perfsuite.gate_report import table
+    from perfsuite.tables import table
 
     s = doc["summary"]
     lines = [f"# Gate calibration: {doc['spec']}, profile {doc['profile']}", "",

@@ -8,22 +8,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from tabulate import tabulate
-
 from perfsuite.results import write_text_atomic
+from perfsuite.tables import table
 
-__all__ = ["markdown", "junit_xml", "text_summary", "write_outputs", "table"]
+__all__ = ["markdown", "junit_xml", "text_summary", "write_outputs"]
 
 _SHOWN_PARITY = ("regression", "fix", "pre-existing", "skipped on candidate only", "skipped on baseline only")
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "github") -> str:
-    """The one table writer (tabulate): 'github' Markdown, or 'simple' for terminals."""
-    return tabulate([list(map(_cell, r)) for r in rows], headers=list(header), tablefmt=fmt, disable_numparse=True)
-
-
-def _cell(x: Any) -> str:
-    return "-" if x is None else str(x).replace("|", "\\|").replace("\n", " ")
 
 
 def _ms(s: Optional[float]) -> str:

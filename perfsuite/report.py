@@ -208,9 +208,9 @@ def _money(x: float) -> str:
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
-    out = ["| " + " | ".join(map(str, header)) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return out + [""]
+    from perfsuite.tables import markdown_lines
+
+    return markdown_lines(header, rows)
 
 
 def _fmt_s(seconds: Optional[float]) -> str:
@@ -443,13 +443,10 @@ def text_summary(doc: Dict[str, Any]) -> str:
 
 
 def _align(rows: Sequence[Sequence[str]]) -> List[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = []
-    for j, r in enumerate(rows):
-        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        if j == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return out
+    """Terminal columns (the first row is the header), through the one table writer."""
+    from perfsuite.tables import table
+
+    return [ln.rstrip() for ln in table(rows[0], rows[1:], "simple").splitlines()]
 
 
 # ------------------------------------------------------------------------------------------------ plots

@@ -318,11 +318,10 @@ def _print_parity(ops: Dict[str, Any], mod: Dict[str, Any], stream: TextIO) -> N
 
 
 def _print_rows(rows: List[Tuple[str, ...]], stream: TextIO) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for j, r in enumerate(rows):
-        print("  " + "  ".join(x.ljust(w) for x, w in zip(r, widths)) + "  " + r[-1], file=stream)
-        if j == 0:
-            print("  " + "  ".join("-" * w for w in widths) + "  " + "-" * len(r[-1]), file=stream)
+    from perfsuite.tables import table
+
+    for line in table(rows[0], rows[1:], "simple").splitlines():
+        print("  " + line.rstrip(), file=stream)
 
 
 # ------------------------------------------------------------------------------------------------ the job

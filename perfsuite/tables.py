@@ -1,0 +1,30 @@
+"""The one table writer: every table perfsuite prints or writes goes through `table` (tabulate, a maintained
+library): GitHub Markdown for reports and summaries, 'simple' aligned columns for terminals."""
+
+from __future__ import annotations
+
+from typing import Any, List, Sequence
+
+from tabulate import tabulate
+
+__all__ = ["table", "markdown_lines"]
+
+
+def _cell(x: Any, markdown: bool) -> str:
+    if x is None:
+        return "-"
+    text = str(x).replace("\n", " ")
+    return text.replace("|", "\\|") if markdown else text
+
+
+def table(header: Sequence[Any], rows: Sequence[Sequence[Any]], fmt: str = "github") -> str:
+    """A table as text: fmt 'github' (Markdown) or 'simple' (terminal). Cells are shown as given (no number
+    parsing), None as '-'."""
+    md = fmt == "github"
+    return tabulate([[_cell(c, md) for c in r] for r in rows], headers=[_cell(h, md) for h in header],
+                    tablefmt=fmt, disable_numparse=True)
+
+
+def markdown_lines(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> List[str]:
+    """A Markdown table as lines, followed by a blank line (for reports assembled line by line)."""
+    return table(header, rows, "github").splitlines() + [""]
