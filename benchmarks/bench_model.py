@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from perfsuite.workloads import CPU_PATHS, Workload
+from perfsuite.workloads import Workload, asv_params
 
 # The cost track prices this machine's throughput at c5.xlarge's on-demand price (perfsuite.report.PRICES): a trend
 # across MXNet versions, and a bill only where the benchmarks ran on a c5.xlarge.
@@ -156,7 +156,7 @@ class BertSmall(_Prepared):
     """The 'small' model (2 layers, 64 units): every CPU path, batch 1/32, sequence length 80/128."""
 
     model = "small"
-    params: List[List[Any]] = [list(CPU_PATHS), [1, 32], [80, 128]]
+    params: List[List[Any]] = asv_params("BertSmall")  # perfsuite.workloads.ASV_GRIDS
 
     def time_forward(self, path: str, batch_size: int, seq_len: int) -> None:
         self.forward()
@@ -166,7 +166,7 @@ class BertSmallMemory(_Prepared):
     """Peak resident memory of the process (MXNet, the prepared model, one forward pass)."""
 
     model = "small"
-    params: List[List[Any]] = [list(CPU_PATHS), [32], [128]]
+    params: List[List[Any]] = asv_params("BertSmallMemory")  # perfsuite.workloads.ASV_GRIDS
 
     def peakmem_forward(self, path: str, batch_size: int, seq_len: int) -> None:
         self.forward()
@@ -174,7 +174,7 @@ class BertSmallMemory(_Prepared):
 
 class BertSmallThroughput(_Throughput):
     model = "small"
-    params: List[List[Any]] = [list(CPU_PATHS), [1, 32], [128]]
+    params: List[List[Any]] = asv_params("BertSmallThroughput")  # perfsuite.workloads.ASV_GRIDS
 
     def setup_cache(self) -> Dict[str, Dict[str, Any]]:
         return self._measure()
@@ -185,7 +185,7 @@ class BertBase(_Prepared):
     """BERT-base, sequence length 128, batch 1 and 8: GluonNLP hybridized and oneDNN-partitioned."""
 
     model = "bert-base"
-    params: List[List[Any]] = [["hybridized", "onednn"], [1, 8], [128]]
+    params: List[List[Any]] = asv_params("BertBase")  # perfsuite.workloads.ASV_GRIDS
     number = 1  # one forward pass per sample (0.1 s to several s here)
     repeat = (2, 10, 30.0)
     warmup_time = 0.0  # setup already ran the binding call
@@ -196,7 +196,7 @@ class BertBase(_Prepared):
 
 class BertBaseMemory(_Prepared):
     model = "bert-base"
-    params: List[List[Any]] = [["hybridized"], [8], [128]]
+    params: List[List[Any]] = asv_params("BertBaseMemory")  # perfsuite.workloads.ASV_GRIDS
 
     def peakmem_forward(self, path: str, batch_size: int, seq_len: int) -> None:
         self.forward()
@@ -204,7 +204,7 @@ class BertBaseMemory(_Prepared):
 
 class BertBaseThroughput(_Throughput):
     model = "bert-base"
-    params: List[List[Any]] = [["hybridized", "onednn"], [1, 8], [128]]
+    params: List[List[Any]] = asv_params("BertBaseThroughput")  # perfsuite.workloads.ASV_GRIDS
     # ~0.15-1 s per call here: exactly 3 samples per combination unless they take over 20 s
     timing: Dict[str, Any] = dict(warmup=0, min_repeat=3, max_repeat=3, min_time_s=0.0, max_time_s=20.0)
 
@@ -216,12 +216,9 @@ class BertBaseThroughput(_Throughput):
 # CUDA builds only (an asv machine whose matrix installs mxnet-cu102, see asv.conf.json and the README):
 # FP32, FP16 with FP32 accumulation, and the seed's fastest setting (true FP16), at batch 1 and 128. On CPU
 # wheels every combination is skipped from the distribution's name, without importing MXNet.
-GPU_MODEL_PATHS = ["gpu_fp32", "gpu_fp16", "gpu_fp16_true"]
-
-
 class BertBaseGPU(_Prepared):
     model = "bert-base"
-    params: List[List[Any]] = [GPU_MODEL_PATHS, [1, 128], [128]]
+    params: List[List[Any]] = asv_params("BertBaseGPU")  # perfsuite.workloads.ASV_GRIDS
     number = 1
     repeat = (2, 10, 30.0)
     warmup_time = 0.0
@@ -232,7 +229,7 @@ class BertBaseGPU(_Prepared):
 
 class BertBaseGPUThroughput(_Throughput):
     model = "bert-base"
-    params: List[List[Any]] = [GPU_MODEL_PATHS, [1, 128], [128]]
+    params: List[List[Any]] = asv_params("BertBaseGPUThroughput")  # perfsuite.workloads.ASV_GRIDS
     timing: Dict[str, Any] = dict(warmup=0, min_repeat=5, max_repeat=50, min_time_s=1.0, max_time_s=20.0)
 
     def setup_cache(self) -> Dict[str, Dict[str, Any]]:

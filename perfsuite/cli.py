@@ -141,8 +141,12 @@ def _add_parity_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--task", type=_csv, default=None, metavar="T[,T...]",
                         help="whole-model task graphs, as deploy.py exports them: classification (BERTClassifier), qa "
                              "(BertForQA), embedding (the bare BERTModel); default: all three")
-    parser.add_argument("--batch-size", type=int, default=4, help="whole-model batch size (default 4)")
-    parser.add_argument("--seq-len", type=int, default=64, help="whole-model sequence length (default 64)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="whole-model batch size (default: the model's in perfsuite.workloads.MODEL_PARITY_SHAPES: "
+                             "small 4, minilm 8, bert-base 2, bert-large 1)")
+    parser.add_argument("--seq-len", type=int, default=None,
+                        help="whole-model sequence length (default: the model's: small 64, minilm 48, bert-base and "
+                             "bert-large 128)")
     parser.add_argument("--custom-pass-lib", default=None, metavar="LIB.so",
                         help="graph-pass library for the graph_pass path (as the seed's --custom_pass_lib)")
     parser.add_argument("--custom-passes", type=_csv, default=(), metavar="PASS[,PASS...]",
@@ -280,7 +284,13 @@ def _model_cases(args: argparse.Namespace) -> list:
         raise PerfsuiteInputError(f"--task is empty; allowed: {', '.join(TASKS)}")
     for t in tasks:
         check_choice("task", t, list(TASKS))
-    return [ModelCase(m, p, args.batch_size, args.seq_len, "text" if m == "minilm" else "random", task=t)
+    from perfsuite.workloads import MODEL_PARITY_SHAPES
+
+    def shape(m: str) -> tuple:
+        b, L = MODEL_PARITY_SHAPES[m]
+        return (args.batch_size if args.batch_size is not None else b, args.seq_len if args.seq_len is not None else L)
+
+    return [ModelCase(m, p, *shape(m), "text" if m == "minilm" else "random", task=t)
             for m in args.model for p in paths for t in dict.fromkeys(tasks)]
 
 
@@ -376,7 +386,7 @@ def _check_parity_options(args: argparse.Namespace) -> None:
                          ("--custom-passes", args.custom_passes)):
             if val:
                 raise PerfsuiteInputError(f"{opt} applies to whole-model checks (--model) only")
-        if args.batch_size != 4 or args.seq_len != 64:
+        if args.batch_size is not None or args.seq_len is not None:
             raise PerfsuiteInputError("--batch-size and --seq-len apply to whole-model checks (--model) only")
     for opt, val in (("--path", args.path), ("--mode", args.mode), ("--device", args.device), ("--task", args.task)):
         if val is not None and not val:

@@ -334,8 +334,7 @@ class _Gate:
 
     def _parity(self) -> None:
         p = self.profile
-        req = {"cmd": "parity", "ops": p.parity_ops, "models": list(p.parity_models), "batch": p.parity_batch,
-               "seq_len": p.parity_seq_len}
+        req = {"cmd": "parity", "ops": p.parity_ops, "models": list(p.parity_models)}
         self.progress("parity: op grid and whole-model cases in both environments (concurrently) ...", force=True)
         t = time.perf_counter()
         ws = {side: self.start_worker(side, "parity") for side in ("baseline", "candidate")}

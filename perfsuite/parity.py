@@ -373,7 +373,7 @@ def run_case(case: ParityCase, impl: Optional[Callable[..., np.ndarray]] = None,
 # ----------------------------------------------------------------------------------------------- grids
 BERT_HEADS = ((12, 64), (16, 64))  # BERT-base, BERT-large head layouts (heads, head_dim)
 ODD_HEADS = ((3, 5), (1, 7))
-SEQ_LENS = (80, 128, 384)  # the seed's sequence lengths
+from perfsuite.workloads import SEQ_LENS  # noqa: E402  (the seed's sequence lengths, declared once)
 
 
 def _modes_for(path: str) -> List[str]:

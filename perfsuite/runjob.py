@@ -24,7 +24,7 @@ from perfsuite import __version__
 from perfsuite import report as rp
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.results import write_json_atomic
-from perfsuite.workloads import PROFILES, SPEEDUPS, Workload, select
+from perfsuite.workloads import MODEL_PARITY_SHAPES, PROFILES, SPEEDUPS, Workload, select
 
 __all__ = ["Timing", "PROFILE_TIMING", "RunOptions", "RunOutcome", "plan", "run_job", "ProgressBar",
            "speedup_groups", "default_out_dir", "MIN_SAMPLES", "PARITY_MODEL", "apply_default_threads",
@@ -32,8 +32,8 @@ __all__ = ["Timing", "PROFILE_TIMING", "RunOptions", "RunOutcome", "plan", "run_
 
 #: Every workload keeps at least this many samples (clean ones, unless max_time_s runs out first).
 MIN_SAMPLES = 5
-#: The whole-model parity check of each selected path runs on this model, batch and sequence length.
-PARITY_MODEL = ("small", 4, 64)
+#: The whole-model parity check of each selected path runs on this model (at its MODEL_PARITY_SHAPES shape).
+PARITY_MODEL = ("small",) + MODEL_PARITY_SHAPES["small"]
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,9 @@ def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
         lib, passes, no_lib = own_pass_selection()
         from perfsuite.models import TASKS
 
-        mcases = [ModelCase(m, p, int(req.get("batch", 4)), int(req.get("seq_len", 64)),
-                            "text" if m == "minilm" else "random", task=t)
+        from perfsuite.workloads import MODEL_PARITY_SHAPES
+
+        mcases = [ModelCase(m, p, *MODEL_PARITY_SHAPES[m], "text" if m == "minilm" else "random", task=t)
                   for m in models for p in MODEL_PATHS for t in TASKS]
         for o in run_model_cases(mcases, lib, passes):
             r = o.result

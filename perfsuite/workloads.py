@@ -15,7 +15,8 @@ from perfsuite.paths.model import MODEL_PATHS, check_selection
 from perfsuite.weights import CONFIGS, BertConfig
 
 __all__ = ["SEQ_LENS", "BATCH_SIZES", "TASKS", "Workload", "Profile", "PROFILES", "select", "bert_flops",
-           "SPEEDUPS"]
+           "SPEEDUPS", "CPU_PATHS", "GPU_PATHS", "MODEL_PARITY_SHAPES", "ASV_GRIDS", "asv_params", "Target",
+           "GateProfile", "GATE_PROFILES"]
 
 SEQ_LENS: Tuple[int, ...] = (80, 128, 384)
 BATCH_SIZES: Tuple[int, ...] = (1, 4, 8, 16, 32, 64, 128, 300)
@@ -90,8 +91,33 @@ class Profile:
                 for L in self.seq_lens for b in self.batch_sizes]
 
 
+#: The CPU paths timed by the latency grids (each optimization and its baseline: SPEEDUPS).
 CPU_PATHS = ("naive_attention", "hybridized", "onednn", "int8")
 GPU_PATHS = ("gpu_fp32", "gpu_fp16", "gpu_fp16_true", "gpu_fp16_nofusion", "gpu_fp16_unsafe")
+
+#: Whole-model parity: the batch size and sequence length each model is checked at (pytest, `perfsuite parity
+#: --model` defaults, `perfsuite run`'s parity summary and the gate). Big enough for padding and several
+#: sentences, small enough for the float64 reference to stay within seconds.
+MODEL_PARITY_SHAPES: Dict[str, Tuple[int, int]] = {"small": (4, 64), "minilm": (8, 48), "bert-base": (2, 128),
+                                                   "bert-large": (1, 128)}
+
+#: The asv benchmark grids (benchmarks/bench_model.py): class name -> (model, paths, batch sizes, sequence lengths).
+ASV_GRIDS: Dict[str, Tuple[str, Tuple[str, ...], Tuple[int, ...], Tuple[int, ...]]] = {
+    "BertSmall": ("small", CPU_PATHS, (1, 32), (80, 128)),
+    "BertSmallMemory": ("small", CPU_PATHS, (32,), (128,)),
+    "BertSmallThroughput": ("small", CPU_PATHS, (1, 32), (128,)),
+    "BertBase": ("bert-base", ("hybridized", "onednn"), (1, 8), (128,)),
+    "BertBaseMemory": ("bert-base", ("hybridized",), (8,), (128,)),
+    "BertBaseThroughput": ("bert-base", ("hybridized", "onednn"), (1, 8), (128,)),
+    "BertBaseGPU": ("bert-base", ("gpu_fp32", "gpu_fp16", "gpu_fp16_true"), (1, 128), (128,)),
+    "BertBaseGPUThroughput": ("bert-base", ("gpu_fp32", "gpu_fp16", "gpu_fp16_true"), (1, 128), (128,)),
+}
+
+
+def asv_params(name: str) -> List[List]:
+    """asv `params` of benchmark class `name`: [paths, batch sizes, sequence lengths]."""
+    _, paths, batches, seqs = ASV_GRIDS[name]
+    return [list(paths), list(batches), list(seqs)]
 
 PROFILES: Dict[str, Profile] = {
     p.name: p
@@ -187,8 +213,6 @@ class GateProfile:
     parity_models: Tuple[str, ...]  # whole-model parity: each model through every deployment path
     time_budget_s: float  # default --time-budget: the whole gate, parity included
     session_s: float  # measuring time per target and side in one session (sets the pairs per session)
-    parity_batch: int = 4
-    parity_seq_len: int = 64
 
     def target_list(self) -> List[Target]:
         return [Target(t) for t in self.targets]
