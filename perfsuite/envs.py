@@ -42,8 +42,10 @@ __all__ = ["EnvSpec", "Environment", "parse_spec", "check_interpreter", "ensure_
            "COMPANIONS", "INSTALLERS", "find_uv"]
 
 #: What every environment gets beside its MXNet: the same numpy on both sides (MXNet 1.x needs < 1.24), the
-#: GluonNLP release perfsuite builds BERT with, and safetensors for the real MiniLM weights.
-COMPANIONS = ("numpy==1.23.5", "gluonnlp==0.10.0", "safetensors>=0.4")
+#: GluonNLP release perfsuite builds BERT with, safetensors for the real MiniLM weights, scipy for the INT8 task's
+#: rank correlation, and the small libraries perfsuite's modules import (tabulate, packaging).
+COMPANIONS = ("numpy==1.23.5", "gluonnlp==0.10.0", "safetensors>=0.4", "scipy>=1.7", "tabulate>=0.8",
+              "packaging>=20")
 INSTALLERS = ("uv", "pip")
 #: Bump when the layout of an environment changes, so old cached ones are not reused.
 _LAYOUT = 1

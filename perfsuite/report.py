@@ -385,9 +385,23 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _int8_quality_lines(doc: Dict[str, Any]) -> List[str]:
+    """What INT8's speed-up costs, beside it: the semantic-search task result (perfsuite.int8_task)."""
+    q = ((doc.get("parity") or {}).get("int8_quality")) or {}
+    if not q:
+        return []
+    if q.get("skipped") or q.get("error"):
+        return [f"INT8 quality was not measured: {q.get('skipped') or q.get('error')}", ""]
+    m = q["metrics"]
+    return [f"**What INT8 costs in quality** (MiniLM semantic search over {q['corpus']['eval']} sentences of "
+            f"CPython's docs, {q['config'].get('name')}): nDCG@10 {m['ndcg@10']:.4f} of FP32's "
+            f"({'meets' if q['passed'] else 'MISSES'} the 0.99 criterion), recall@10 {m['recall@10']:.3f}, "
+            f"Spearman {m['spearman']:.3f}, cosine min {m['cosine_min']:.3f} (median {m['cosine_median']:.3f}).", ""]
+
+
 def _speedup_lines(doc: Dict[str, Any]) -> List[str]:
     recs = doc.get("speedups") or []
-    lines: List[str] = []
+    lines: List[str] = _int8_quality_lines(doc)
     if recs:
         lines += ["Speed-up = baseline time / optimized time, from the callables timed in alternation in one "
                   "process (each round in a seeded order, half of the pairs baseline first): the geometric mean "

@@ -250,7 +250,7 @@ def speedup_groups(workloads: Sequence[Workload], runnable: Callable[[Workload],
 
 
 # ------------------------------------------------------------------------------------------------ parity
-def _parity(paths: Sequence[str], stream: TextIO) -> Dict[str, Any]:
+def _parity(paths: Sequence[str], stream: TextIO, int8_task: bool = True) -> Dict[str, Any]:
     """The op grid (CPU, quick) and the whole-model check of each selected path on the small model."""
     from perfsuite import parity
     from perfsuite.model_parity import ModelCase, run_model_cases
@@ -290,7 +290,34 @@ def _parity(paths: Sequence[str], stream: TextIO) -> Dict[str, Any]:
     mod = {"model": model, "batch": batch, "seq_len": seq, "cases": cases, "seconds": time.perf_counter() - t0,
            "counts": {s: sum(o.status == s for o in mouts) for s in ("pass", "fail", "error", "skip")}}
     _print_parity(ops, mod, stream)
-    return {"ops": ops, "model": mod}
+    out = {"ops": ops, "model": mod}
+    if "int8" in paths:
+        out["int8_quality"] = (_int8_quality(stream) if int8_task else
+                               {"skipped": "the smoke profile skips the INT8 task (about a minute on 2 cores)"})
+    return out
+
+
+def _int8_quality(stream: TextIO) -> Dict[str, Any]:
+    """What INT8's speed-up costs: the MLPerf-style task result (MiniLM semantic search, perfsuite.int8_task)."""
+    from perfsuite.model_parity import ModelCase, int8_calibration, int8_task_result, model_weights
+    from perfsuite.models import minilm_available
+    from perfsuite.paths.model import prepare, skip_reason_path
+    from perfsuite.weights import CONFIGS
+
+    reason = skip_reason_path("int8") or minilm_available()
+    if reason:
+        return {"skipped": reason}
+    t0 = time.perf_counter()
+    case = ModelCase("minilm", "int8", *MODEL_PARITY_SHAPES["minilm"], inputs="text", task="embedding")
+    try:
+        runner = prepare("int8", CONFIGS["minilm"], model_weights("minilm"), task="embedding",
+                         calib_batches=[int8_calibration(case)])
+        res = int8_task_result(runner)
+    except Exception as exc:  # a finding about this build, reported
+        return {"error": _one_line(exc)}
+    print(f"INT8 quality: {res.message}", file=stream)
+    return {"metrics": res.metrics, "passed": res.passed, "config": res.config, "corpus": res.corpus,
+            "message": res.message, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _print_parity(ops: Dict[str, Any], mod: Dict[str, Any], stream: TextIO) -> None:
@@ -383,7 +410,7 @@ def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO
     try:
         if opts.parity:
             print("parity checks ...", file=err)
-            doc["parity"] = _parity(paths, out)
+            doc["parity"] = _parity(paths, out, int8_task=opts.profile != "smoke")
             save()
         doc["timer_overhead"] = tm.timer_overhead()
         doc["gemm_peak_runs_gflops"].append(bench.gemm_peak_gflops(timing.gemm_n, repeat=timing.gemm_repeat))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import List, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -49,7 +49,8 @@ __all__ = [
     "ModelTolerance",
     "MODEL_TOLERANCES",
     "GRAPH_PASS_VS_BASE",
-    "INT8_AGREEMENT",
+    "INT8_FLOORS",
+    "int8_floor_violations",
 ]
 
 UNIT_ROUNDOFF: Dict[str, float] = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "float16": 2.0 ** -11}
@@ -412,13 +413,26 @@ GRAPH_PASS_VS_BASE = ModelTolerance("float32", 2.0, 8.0,
                                     "graph pass vs the unpassed exported model: both run MXNet's kernels; only the "
                                     "rewritten nodes' rounding may differ")
 
-# INT8 is not an approximation of FP32 to within rounding: it is judged by what users observe, MLPerf-style
-# (the quantized model must keep >= 99 % of the FP32 quality). Per-sentence agreement with the FP32 reference
-# stands in for task accuracy (no labelled data ships with perfsuite).
-INT8_AGREEMENT: Dict[str, float] = {
-    "classification_top1": 0.99,
-    "qa_start_top1": 0.99,
-    "qa_end_top1": 0.99,
-    "embedding_mean_cosine_min": 0.99,
-    "embedding_pooled_cosine_min": 0.99,
+# INT8 is not an approximation of FP32 to within rounding: it is judged by what users observe, MLPerf-style (the
+# quantized model must keep >= 99 % of the FP32 model's quality on a task: perfsuite.int8_task, semantic search
+# with real MiniLM weights on real text, nDCG@10 >= 0.99). Where no task exists (seeded random heads, random
+# weights) INT8 is described by figures (perfsuite.int8_task.head_figures: argmax flips, flips among confident
+# inputs) that are not a quality criterion: random heads put many inputs near ties. One floor catches INT8 that
+# broke outright where an embedding is returned: measured on MXNet 1.9.1 a working INT8 keeps the minimum
+# embedding cosine at 0.95-0.99 (small random model, real MiniLM), while INT8 that lost its calibration
+# (quantize_mode 'full' on MiniLM) falls to 0.19.
+INT8_FLOORS: Dict[str, float] = {
+    "embedding_cosine_min": 0.90,  # at least: the worst sentence's INT8 embedding within 26 degrees of FP32's
 }
+
+
+def int8_floor_violations(figures: Dict[str, float]) -> List[str]:
+    """Which INT8 figures are beyond their floor ('embedding_cosine_min 0.71 < 0.9')."""
+    bad = []
+    for k, limit in INT8_FLOORS.items():
+        if k not in figures:
+            continue
+        v = figures[k]
+        if (k.endswith("_min") and v < limit) or (k.endswith("_flips") and v > limit):
+            bad.append(f"{k} {v:.3f} {'<' if k.endswith('_min') else '>'} {limit}")
+    return bad

@@ -21,7 +21,7 @@ from perfsuite.errors import PerfsuiteInputError
 from perfsuite.weights import BertConfig, Weights
 
 __all__ = ["MODEL_PATHS", "PathSpec", "Runner", "prepare", "skip_reason_path", "to_outputs", "count_ops",
-           "check_selection", "INPUT_NAMES"]
+           "check_selection", "INPUT_NAMES", "INT8_CONFIGS", "INT8_DEFAULT"]
 
 #: The exported graph's inputs, as deploy.py names and feeds them (token ids, token types, valid length; float32).
 INPUT_NAMES = ("data0", "data1", "data2")
@@ -67,6 +67,26 @@ MODEL_PATHS: Dict[str, PathSpec] = {
                  dtype="float16", flags=(("MXNET_SAFE_ACCUMULATION", "1"), ("MXNET_USE_FUSION", "0"))),
     )
 }
+
+
+#: INT8 quantization recipes (mxnet.contrib.quantization.quantize_net_v2 settings). "gluonnlp" calibrates with
+#: GluonNLP 0.10's own BertLayerCollector (calib_mode 'customize': min/max per layer output, GELU outputs clipped
+#: at 10 and LayerNorm outputs at -50, GluonNLP's BERT INT8 recipe), which finds its layers by GluonNLP's node names.
+#: The default is the best configuration that meets the INT8 task criterion (perfsuite.int8_task), chosen by
+#: `python -m perfsuite.int8_study` (README: INT8).
+INT8_CONFIGS: Dict[str, Dict[str, Any]] = {
+    "smart-channel-naive": dict(quantize_mode="smart", quantize_granularity="channel-wise", calib_mode="naive"),
+    "smart-channel-entropy": dict(quantize_mode="smart", quantize_granularity="channel-wise", calib_mode="entropy"),
+    "smart-tensor-naive": dict(quantize_mode="smart", quantize_granularity="tensor-wise", calib_mode="naive"),
+    "full-channel-naive": dict(quantize_mode="full", quantize_granularity="channel-wise", calib_mode="naive"),
+    "smart-channel-gluonnlp": dict(quantize_mode="smart", quantize_granularity="channel-wise",
+                                   calib_mode="customize", collector=(-50.0, 10.0)),
+    "full-channel-gluonnlp": dict(quantize_mode="full", quantize_granularity="channel-wise",
+                                  calib_mode="customize", collector=(-50.0, 10.0)),
+    "smart-channel-naive-fp32-ffn2": dict(quantize_mode="smart", quantize_granularity="channel-wise",
+                                          calib_mode="naive", exclude_layers_match=["ffn_2"]),
+}
+INT8_DEFAULT = "smart-channel-naive"
 
 
 def skip_reason_path(path: str, info: Optional[_env.EnvInfo] = None) -> Optional[str]:
@@ -189,7 +209,7 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
             pass_library: Optional[str] = None, passes: Sequence[str] = (),
             example: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
             onednn_backend: str = "MKLDNN", task: str = "classification",
-            pass_timeout_s: Optional[float] = None) -> Runner:
+            pass_timeout_s: Optional[float] = None, int8_config: Optional[str] = None) -> Runner:
     """Build `path` of the task's graph for (cfg, weights): everything a deployment does before serving (the seed's
     deploy.py flow); raises if it cannot."""
     import mxnet as mx
@@ -242,18 +262,27 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
             arrays = [np.concatenate([b[i] for b in calib_batches]) for i in range(3)]
             dataset = mx.gluon.data.ArrayDataset(*[mx.nd.array(a, dtype="float32") for a in arrays])
             loader = mx.gluon.data.DataLoader(dataset, batch_size=len(calib_batches[0][0]))
-            # 'smart' + channel-wise: GluonNLP v0.10's INT8 BERT recipe; measured on MiniLM (1.9.1) it keeps far
-            # more agreement than 'full' (classification 0.94 vs 0.56, embedding cosine 0.97 vs 0.52).
-            settings = dict(quantized_dtype="auto", quantize_mode="smart", quantize_granularity="channel-wise",
-                            calib_mode="naive")
-            block = quantize_net_v2(block, calib_data=loader, num_calib_examples=len(arrays[0]), ctx=ctx, **settings)
+            name = int8_config or INT8_DEFAULT
+            if name not in INT8_CONFIGS:
+                raise PerfsuiteInputError(f"unknown INT8 configuration {name!r}; allowed: {', '.join(INT8_CONFIGS)}")
+            settings = dict(INT8_CONFIGS[name])
+            collector = settings.pop("collector", None)
+            kwargs: Dict[str, Any] = {}
+            if collector is not None:
+                from gluonnlp.calibration import BertLayerCollector
+
+                kwargs["LayerOutputCollector"] = BertLayerCollector(clip_min=collector[0], clip_max=collector[1])
+            block = quantize_net_v2(block, quantized_dtype="auto", calib_data=loader,
+                                    num_calib_examples=len(arrays[0]), ctx=ctx, **settings, **kwargs)
             block.hybridize(static_alloc=True, static_shape=True)
             quantized = count_ops(block._cached_graph[1].tojson(), "")
             info["quantized_nodes"] = {k: v for k, v in quantized.items() if "quantize" in k}
             if not info["quantized_nodes"]:
                 raise PerfsuiteInputError("quantize_net_v2 returned a graph without quantized nodes: INT8 did not run")
-            info["quantization"] = (f"quantize_net_v2({', '.join(f'{k}={v!r}' for k, v in settings.items())}, "
-                                    f"{len(arrays[0])} calibration sentences)")
+            info["int8_config"] = name
+            info["quantization"] = (f"{name}: quantize_net_v2({', '.join(f'{k}={v!r}' for k, v in settings.items())}"
+                                    f"{', GluonNLP BertLayerCollector(clip_min=%g, clip_max=%g)' % collector if collector else ''}"
+                                    f", {len(arrays[0])} calibration sentences)")
         elif path == "graph_pass":
             from perfsuite.passes import apply_passes_isolated
 
