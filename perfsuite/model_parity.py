@@ -226,16 +226,20 @@ def _fp32_task_embeddings() -> np.ndarray:
     return it.embed(fp32, Tokenizer(load_minilm()[2]), evals)
 
 
-def int8_task_result(int8_runner: Runner) -> Any:
-    """perfsuite.int8_task.run_retrieval_task for an INT8 MiniLM embedding runner."""
+def int8_task_result(int8_runner: Runner, n_eval: Optional[int] = None) -> Any:
+    """perfsuite.int8_task.run_retrieval_task for an INT8 MiniLM embedding runner (on the first n_eval evaluation
+    sentences when given: only for tests of the judge; the criterion is stated for all of them)."""
     from perfsuite import int8_task as it
     from perfsuite.models import Tokenizer, load_minilm
 
     _, evals = it.splits()
+    fp32 = _fp32_task_embeddings()
+    if n_eval is not None:
+        evals, fp32 = evals[:n_eval], fp32[:n_eval]
     return it.run_retrieval_task(int8_runner, None, Tokenizer(load_minilm()[2]), evals,
                                  config={"name": int8_runner.info.get("int8_config"),
                                          "quantization": int8_runner.info.get("quantization")},
-                                 fp32_embeddings=_fp32_task_embeddings())
+                                 fp32_embeddings=fp32)
 
 
 def run_model_case(case: ModelCase, runner: Optional[Runner] = None, batch: Optional[Batch] = None,

@@ -52,9 +52,12 @@ def _check(case):
     return result
 
 
+# every path through every task graph; the graph-pass path (a child process per graph, about 3 s) through one
+SMALL_CASES = [(p, t) for p in CPU_PATHS for t in TASKS if p != "graph_pass" or t == "classification"]
+
+
 @pytest.mark.parity
-@pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("path", CPU_PATHS)
+@pytest.mark.parametrize("path,task", SMALL_CASES)
 def test_small_model(path, task):
     _check(ModelCase("small", path, *MODEL_PARITY_SHAPES["small"], seed=1, task=task))
 
@@ -112,7 +115,7 @@ def test_int8_task_fails_for_a_damaged_layer():
     w = dict(model_weights("minilm"))
     w["layer3.ffn.2.weight"] = w["layer3.ffn.2.weight"] * 2
     damaged = prepare("int8", case.cfg, w, task="embedding", calib_batches=[int8_calibration(case)])
-    result = int8_task_result(damaged)
+    result = int8_task_result(damaged, n_eval=300)  # the collapse is large: 300 of the 1,500 sentences show it
     assert not result.passed and result.metrics["ndcg@10"] < 0.99, result.message
 
 

@@ -227,7 +227,7 @@ def test_worker_crash_and_hang_become_clear_errors(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ real gates
 TEST_PROFILE = GateProfile("unit-test", "one low-noise op; op parity quick", ("op:fc_float32", "op:fc_float16"),
-                           parity_ops="quick", parity_models=(), time_budget_s=40.0, session_s=0.4)
+                           parity_ops="quick", parity_models=(), time_budget_s=120.0, session_s=0.4)
 
 
 @pytest.fixture
