@@ -347,7 +347,10 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
             lines += _md_table(["batch", "path", "long-run sent/s"] + [_price_label(n, v) for n, v in prices.items()], [
                 [b, p, f"{fig[(p, b)]['throughput_mean']:.3g}"] + [_money(fig[(p, b)]["cost"][n]) for n in prices]
                 for b in batches for p in paths if (p, b) in fig])
-        lines += ["### Every figure per workload", ""]
+        lines += ["### Every figure per workload", "",
+                  "Peak RSS: the process's peak resident memory while this workload was timed, measured after the "
+                  "models of the previously timed paths were freed (it includes MXNet's runtime, this path's "
+                  "prepared model and its buffers; MXNet's memory pool may keep memory a freed model used).", ""]
         lines += _md_table(
             ("path", "batch", "median ms", "IQR ms", "p90 ms", "p99 ms", "sent/s", "GFLOP/s", "% of GEMM peak",
              "peak RSS MiB", "samples", "dropped", "noisy"),

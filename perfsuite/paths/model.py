@@ -86,7 +86,7 @@ INT8_CONFIGS: Dict[str, Dict[str, Any]] = {
     "smart-channel-naive-fp32-ffn2": dict(quantize_mode="smart", quantize_granularity="channel-wise",
                                           calib_mode="naive", exclude_layers_match=["ffn_2"]),
 }
-INT8_DEFAULT = "smart-channel-naive"
+INT8_DEFAULT = "smart-channel-gluonnlp"
 
 
 def skip_reason_path(path: str, info: Optional[_env.EnvInfo] = None) -> Optional[str]:
