@@ -785,6 +785,90 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# explain and bisect
+# ---------------------------------------------------------------------------------------------
+
+
+def _add_explain_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "explain", help="which operator: attribute a latency change or a parity difference between two MXNet builds",
+        description=(
+            "Latency (--workload): profile the workload in both environments (the gate's), alternating, with MXNet's "
+            "profiler (aggregate statistics per operator, operator bulking off) and list the operators by their part "
+            "in the change, with the profiler's overhead and the share of the wall time the operators cover. Parity "
+            "(--parity): for a whole-model case, compare the exported graph's intermediate values with the NumPy "
+            "reference's, layer by layer, in both environments: the first point beyond its bound names the operator "
+            "where the model departs."),
+        epilog=("Examples: perfsuite explain --baseline mxnet==1.7.0.post2 --candidate mxnet==1.9.1 --workload "
+                "op:softmax_fp16_safe; perfsuite explain --baseline mxnet==1.6.0 --candidate mxnet==1.7.0.post2 "
+                "--parity model:small-exported-embedding-b4-L64-random-s0"))
+    parser.add_argument("--baseline", required=True, metavar="SPEC")
+    parser.add_argument("--candidate", required=True, metavar="SPEC")
+    parser.add_argument("--workload", default=None, metavar="TARGET",
+                        help="a gate target: op:NAME or model:MODEL/PATH/TASK/bB/LL")
+    parser.add_argument("--parity", default=None, metavar="CASE", help="a parity case id (op:... or model:...)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating profiling rounds (default 4)")
+    parser.add_argument("--allow-same", action="store_true", help="allow the same SPEC twice (A/A)")
+    parser.add_argument("--installer", default="uv", help="uv (default) or pip")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the explanation as JSON")
+    parser.set_defaults(handler=_cmd_explain)
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from perfsuite import explain as ex
+    from perfsuite.results import write_json_atomic
+
+    if args.json:
+        _check_json_folder(args.json)
+    doc = ex.explain(args.baseline, args.candidate, workload=args.workload, parity=args.parity, rounds=args.rounds,
+                     installer=args.installer, allow_same=args.allow_same)
+    print(ex.render_explain(doc))
+    if args.json:
+        write_json_atomic(args.json, doc)
+    return EXIT_OK
+
+
+def _add_bisect_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bisect", help="which release: the first MXNet release between --good and --bad where a check changes",
+        description=(
+            "Walk the releases on PyPI between --good and --bad (every one when they are few, binary search when "
+            "they are many), each in a cached environment, and name the first release where CHECK changes. CHECK: "
+            "parity:<group> (an op group such as layer_norm/float16, or a model group such as "
+            "small/exported/embedding; changes when its pass/fail differs from --good's) or latency:<target> (a gate "
+            "target such as op:softmax_fp16_safe; changes when it is slower than --good beyond --threshold, judged "
+            "with the gate's statistics)."),
+        epilog="Example: perfsuite bisect --good mxnet==1.7.0.post2 --bad mxnet==1.9.1 --check latency:op:softmax_fp16_safe")
+    parser.add_argument("--good", required=True, metavar="SPEC")
+    parser.add_argument("--bad", required=True, metavar="SPEC")
+    parser.add_argument("--check", required=True, metavar="CHECK")
+    parser.add_argument("--threshold", type=float, default=0.05, help="latency checks: slower beyond this (0.05)")
+    parser.add_argument("--budget", type=float, default=240.0, metavar="SECONDS",
+                        help="latency checks: time budget of each comparison (default 240)")
+    parser.add_argument("--versions", type=_csv, default=None, metavar="V[,V...]",
+                        help="the releases to consider instead of PyPI's list (e.g. when PyPI is out of reach)")
+    parser.add_argument("--installer", default="uv", help="uv (default) or pip")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
+    parser.set_defaults(handler=_cmd_bisect)
+
+
+def _cmd_bisect(args: argparse.Namespace) -> int:
+    from perfsuite import explain as ex
+    from perfsuite.results import write_json_atomic
+
+    if not 0 < args.threshold < 1:
+        raise PerfsuiteInputError(f"--threshold {args.threshold!r}: allowed 0 < threshold < 1")
+    if args.json:
+        _check_json_folder(args.json)
+    doc = ex.bisect(args.good, args.bad, args.check, threshold=args.threshold, budget_s=args.budget,
+                    installer=args.installer, versions=args.versions)
+    print(ex.render_bisect(doc))
+    if args.json:
+        write_json_atomic(args.json, doc)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
 # Subcommand registry
 # ---------------------------------------------------------------------------------------------
 
@@ -797,6 +881,8 @@ _PARSER_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_report_parser,
     _add_asv_compare_parser,
     _add_gate_parser,
+    _add_explain_parser,
+    _add_bisect_parser,
 ]
 
 

@@ -68,9 +68,15 @@ def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     from perfsuite.paths.model import MODEL_PATHS
 
     ops = req.get("ops", "all")
+    groups = list(req.get("groups") or [])  # only cases whose group starts with one of these (bisect's checks)
+
+    def wanted(group: str) -> bool:
+        return not groups or any(group.startswith(g) for g in groups)
+
     op_out: List[Dict[str, Any]] = []
     if ops != "none":
-        cases = parity.default_cases(devices=["cpu", "gpu"], quick=ops == "quick")
+        cases = [c for c in parity.default_cases(devices=["cpu", "gpu"], quick=ops == "quick")
+                 if wanted(f"{c.path}/{c.mode}/{c.device}")]
         for o in parity.run_cases(cases):
             op_out.append({"id": f"op:{o.case.id}", "group": f"{o.case.path}/{o.case.mode}/{o.case.device}",
                            "status": o.status, "detail": o.detail.splitlines()[0][:300] if o.detail else "",
@@ -84,7 +90,7 @@ def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
         from perfsuite.workloads import MODEL_PARITY_SHAPES
 
         mcases = [ModelCase(m, p, *MODEL_PARITY_SHAPES[m], "text" if m == "minilm" else "random", task=t)
-                  for m in models for p in MODEL_PATHS for t in TASKS]
+                  for m in models for p in MODEL_PATHS for t in TASKS if wanted(f"{m}/{p}/{t}")]
         for o in run_model_cases(mcases, lib, passes):
             r = o.result
             detail = o.detail.splitlines()[0][:300] if o.detail else ""
@@ -147,8 +153,45 @@ def _time(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     return {"wall_s": s.wall_s, "others_cpu_s": s.others_cpu_s, "contaminated": s.contaminated}
 
 
+def _profile(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
+    """A prepared target under MXNet's profiler (aggregate statistics per operator), and the same number of calls
+    without it, for the profiler's overhead. Operator bulking must be off in this process (the driver sets
+    MXNET_EXEC_BULK_EXEC_INFERENCE=0), or the profiler reports bulks of operators instead of operators."""
+    import mxnet as mx
+
+    from perfsuite.env import mxnet_flags
+    from perfsuite.timing import mxnet_sync, time_block
+
+    tid = req["target"]
+    if tid not in state.prepared:
+        raise PerfsuiteInputError(f"target {tid!r} was not prepared in this worker")
+    fn, flags = state.prepared[tid]
+    calls = int(req.get("calls", 1))
+    with mxnet_flags(**flags):
+        plain = time_block(fn, calls, sync=mxnet_sync).wall_s
+        mx.profiler.set_config(profile_all=True, aggregate_stats=True, filename=os.devnull)
+        mx.profiler.set_state("run")
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+            mxnet_sync()
+        profiled = (time.perf_counter() - t0) / calls
+        mx.profiler.set_state("stop")
+        stats = json.loads(mx.profiler.dumps(reset=True, format="json"))
+    ops = {name: {"count": v["Count"] / calls, "ms": v["Total"] / calls}
+           for name, v in (stats.get("Time", {}).get("operator") or {}).items()}
+    return {"ops": ops, "profiled_s": profiled, "plain_s": plain, "calls": calls}
+
+
+def _trace(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
+    """Where a whole-model case departs from the reference: perfsuite.explain.trace_case, run here."""
+    from perfsuite.explain import trace_case
+
+    return {"points": trace_case(req["case"])}
+
+
 _HANDLERS: Dict[str, Callable[[_State, Dict[str, Any]], Dict[str, Any]]] = {
-    "hello": _hello, "parity": _parity, "prepare": _prepare, "time": _time,
+    "hello": _hello, "parity": _parity, "prepare": _prepare, "time": _time, "profile": _profile, "trace": _trace,
     "quit": lambda state, req: {},
 }
 

@@ -15,7 +15,7 @@ padded query rows attend to the valid keys like every row. At the end GluonNLP's
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from perfsuite.errors import PerfsuiteInputError
 from perfsuite.validate import DTYPES, REFERENCE_DTYPES, check_array, check_dtype, check_shape
 from perfsuite.weights import BertConfig, check_weights
 
-__all__ = ["OUTPUTS", "erfc", "forward", "twin_error"]
+__all__ = ["OUTPUTS", "erfc", "forward", "twin_error", "trace_points"]
 
 OUTPUTS: Tuple[str, ...] = ("sequence", "pooled", "classification", "qa", "embedding_mean", "embedding_pooled")
 """Keys of the dict :func:`forward` returns (shapes in its docstring)."""
@@ -164,9 +164,12 @@ def _check_inputs(
 
 
 def _forward(
-    cfg: BertConfig, weights: Mapping[str, Any], ids: np.ndarray, types: np.ndarray, vl: np.ndarray, dtype: str
+    cfg: BertConfig, weights: Mapping[str, Any], ids: np.ndarray, types: np.ndarray, vl: np.ndarray, dtype: str,
+    trace: Optional[Dict[str, np.ndarray]] = None,
 ) -> Dict[str, np.ndarray]:
-    """The forward pass on validated inputs; every op's output (and every weight) is rounded to ``dtype``."""
+    """The forward pass on validated inputs; every op's output (and every weight) is rounded to ``dtype``.
+
+    ``trace``, when given, receives the intermediate values (B, L, ...) named by :data:`TRACE_POINTS`."""
     st = np.dtype(dtype)  # storage: what each op's output and each weight is rounded to
     ct = np.dtype(np.float64) if st == np.float64 else np.dtype(np.float32)  # compute: float32 for the twins
 
@@ -204,6 +207,8 @@ def _forward(
     x = rnd(rnd(np.asarray(weights["embeddings.word"])[ids]) + rnd(np.asarray(weights["embeddings.token_type"])[types]))
     x = rnd(x + rnd(np.asarray(weights["embeddings.position"])[:seq])[None])
     x = layer_norm(x, "embeddings.ln")
+    if trace is not None:
+        trace["embeddings.ln"] = x
 
     for i in range(cfg.layers):
         p = f"layer{i}."
@@ -217,8 +222,13 @@ def _forward(
         prob = rnd(e / e.sum(axis=-1, keepdims=True))
         ctx = rnd(np.matmul(prob, v)).transpose(0, 2, 1, 3).reshape(batch, seq, heads * d)
         x = layer_norm(rnd(dense(ctx, p + "attn.out") + x), p + "attn.ln")
-        hidden = rnd(_gelu64(dense(x, p + "ffn.1")))  # computed in float64, rounded once
+        if trace is not None:
+            trace[p + "attn.ln"] = x
+        ffn1 = dense(x, p + "ffn.1")
+        hidden = rnd(_gelu64(ffn1))  # computed in float64, rounded once
         x = layer_norm(rnd(dense(hidden, p + "ffn.2") + x), p + "ffn.ln")
+        if trace is not None:
+            trace[p + "ffn.1"], trace[p + "ffn.gelu"], trace[p + "ffn.ln"] = ffn1, hidden, x
 
     sequence = np.where(valid[:, :, None], x, np.zeros((), dtype=ct))  # GluonNLP BERTEncoder's SequenceMask
     pooled = rnd(np.tanh(dense(sequence[:, 0, :], "pooler")))
@@ -241,6 +251,7 @@ def forward(
     token_types: Any,
     valid_length: Any,
     dtype: str = "float64",
+    trace: Optional[Dict[str, np.ndarray]] = None,
 ) -> Dict[str, np.ndarray]:
     """BERT forward pass in NumPy (float64 reference, or a float32/float16 precision twin), outputs in ``dtype``.
 
@@ -256,7 +267,15 @@ def forward(
     """
     st = check_dtype(dtype, REFERENCE_DTYPES)
     ids, types, vl = _check_inputs(cfg, weights, token_ids, token_types, valid_length)
-    return _forward(cfg, weights, ids, types, vl, st)
+    return _forward(cfg, weights, ids, types, vl, st, trace)
+
+
+def trace_points(cfg: BertConfig) -> List[str]:
+    """The intermediate values ``forward(..., trace=...)`` records, in the order the model computes them."""
+    out = ["embeddings.ln"]
+    for i in range(cfg.layers):
+        out += [f"layer{i}.attn.ln", f"layer{i}.ffn.1", f"layer{i}.ffn.gelu", f"layer{i}.ffn.ln"]
+    return out
 
 
 def twin_error(
