@@ -151,14 +151,28 @@ def markdown(doc: Dict[str, Any]) -> str:
     lines += [f"perfsuite {doc['perfsuite_version']}, profile `{cfg['profile']}` ({cfg['profile_doc']}); "
               f"{doc.get('elapsed_s', 0):.0f} s in all. Every pair, both environments and the installed packages "
               "are in gate.json.", ""]
-    if v.get("exit_code") == 1 or (lat and any(_row_slower(r) for r in _latency_rows(doc))):
-        lines += ["To find which operator or release is responsible: `perfsuite explain` and `perfsuite bisect` "
-                  "(see the README).", ""]
+    lines += _investigate(doc)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _row_slower(row: List[Any]) -> bool:
-    return "slower" in str(row[-1])
+def _investigate(doc: Dict[str, Any]) -> List[str]:
+    """For every workload called slower and every parity regression: the command that says which operator."""
+    b = (doc["environments"].get("baseline") or {}).get("spec") or _env_line(doc, "baseline")
+    c = (doc["environments"].get("candidate") or {}).get("spec") or _env_line(doc, "candidate")
+    cmds = []
+    for tid, t in ((doc.get("latency") or {}).get("targets") or {}).items():
+        if (t.get("comparison") or {}).get("verdict") == "slower":
+            cmds.append(f"perfsuite explain --baseline '{b}' --candidate '{c}' --workload '{tid}'")
+    for d in ((doc.get("parity") or {}).get("cases") or []):
+        if d["kind"] == "regression":
+            cmds.append(f"perfsuite explain --baseline '{b}' --candidate '{c}' --parity '{d['id']}'")
+    if not cmds:
+        return []
+    out = ["## Which operator", "", "Run these to see which operator makes each difference (and `perfsuite bisect` "
+           "for the release that introduced it):", "", "```"] + cmds[:20] + ["```", ""]
+    if len(cmds) > 20:
+        out.insert(-1, f"({len(cmds) - 20} more)")
+    return out
 
 
 def junit_xml(doc: Dict[str, Any]) -> str:

@@ -182,6 +182,9 @@ def test_outputs_say_the_verdict_first_and_parse(tmp_path):
     skipped = {tc.get("name") for tc in root.iter("testcase") if tc.find("skipped") is not None}
     assert skipped == {"model:y", "op:gpu"}
     assert (tmp_path / "extra.xml").read_text() == (tmp_path / "junit.xml").read_text()
+    # every slower workload and parity regression gets the command that says which operator
+    assert "perfsuite explain --baseline 'A' --candidate 'B' --workload 'op:slow'" in md
+    assert "perfsuite explain --baseline 'A' --candidate 'B' --parity 'op:x'" in md
 
 
 # ------------------------------------------------------------------------------------------------ worker protocol
