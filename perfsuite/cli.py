@@ -683,10 +683,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
         path, plots = report.render(docs[0], out_dir)
         print(report.text_summary(docs[0]))
     else:
-        report.check_comparable(docs, allow_different_machines=args.allow_different_machines)
-        default = report.default_compare_dir()
+        from perfsuite import comparison
+
+        comparison.check_comparable(docs, allow_different_machines=args.allow_different_machines)
+        default = comparison.default_compare_dir()
         out_dir = reserve_folder(args.out, default.name, root=str(default.parent))
-        path, plots, table = report.render_comparison(docs, out_dir, baseline=args.baseline - 1)
+        path, plots, table = comparison.render_comparison(docs, out_dir, baseline=args.baseline - 1)
         print(table)
     print(f"report: {path}")
     for p in plots:

@@ -55,6 +55,12 @@ MODEL_PATHS: Dict[str, PathSpec] = {
                  min_version="1.7.0", needs_mkldnn=True, judged_by="agreement"),
         PathSpec("graph_pass", "exported symbol rewritten by a custom graph-pass library (optimize_for(pass))",
                  min_version="1.7.0"),
+        PathSpec("onnxruntime", "exported graph converted by MXNet's ONNX exporter (mx.onnx.export_model, opset 13 "
+                                "pinned) and run by onnxruntime.InferenceSession, CPUExecutionProvider "
+                                "(perfsuite.paths.onnx)"),
+        PathSpec("onnxruntime_int8", "the onnxruntime path's ONNX model quantized by ONNX Runtime's own "
+                                     "quantize_dynamic (INT8 weights, dynamic activations), CPUExecutionProvider; "
+                                     "judged by agreement with FP32", judged_by="agreement"),
         PathSpec("gpu_fp32", "hybridized on mx.gpu(0), FP32", device="gpu"),
         PathSpec("gpu_fp16", "cast('float16') on GPU with MXNET_SAFE_ACCUMULATION=1 (FP32 accumulation)",
                  device="gpu", dtype="float16", flags=(("MXNET_SAFE_ACCUMULATION", "1"), ("MXNET_FC_TRUE_FP16", "0"))),
@@ -65,6 +71,8 @@ MODEL_PATHS: Dict[str, PathSpec] = {
                  flags=(("MXNET_FC_TRUE_FP16", "1"), ("MXNET_SAFE_ACCUMULATION", "1")), min_version="1.7.0"),
         PathSpec("gpu_fp16_nofusion", "as gpu_fp16 with pointwise fusion off (MXNET_USE_FUSION=0)", device="gpu",
                  dtype="float16", flags=(("MXNET_SAFE_ACCUMULATION", "1"), ("MXNET_USE_FUSION", "0"))),
+        PathSpec("gpu_onnxruntime", "the onnxruntime path's ONNX model on ONNX Runtime's CUDAExecutionProvider "
+                                    "(needs onnxruntime-gpu), FP32", device="gpu"),
     )
 }
 
@@ -316,6 +324,10 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
             info["pass_library"] = str(pass_library)
             info["pass_child_seconds"] = round(res.wall_seconds, 3)
             info["pass_nodes"] = {"before": res.nodes_before, "after": res.nodes_after}
+        elif path in ("onnxruntime", "onnxruntime_int8", "gpu_onnxruntime"):
+            from perfsuite.paths.onnx import prepare_onnxruntime
+
+            return prepare_onnxruntime(path, block, nd(ex_np), workdir, task, info, int8_config=int8_config)
         elif path.startswith("gpu_fp16"):
             block.cast("float16")
             block.hybridize(static_alloc=True, static_shape=True)

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from perfsuite import cli, report
+from perfsuite import cli, comparison, report
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.results import write_json_atomic
 from perfsuite.timing import Measurement
@@ -170,7 +170,7 @@ def test_cli_compares_two_versions(tmp_path, capsys):
     assert "## Speed-ups per result" in text and "perfsuite gate" in text
     assert (out_dir / "compare_small_classification_L32.png").read_bytes()[:4] == b"\x89PNG"
     assert "small/hybridized/classification/b4/L32" in printed and "not enough data" in printed
-    rows = report.comparison_rows([report.load(old), report.load(new)], baseline=1)
+    rows = comparison.comparison_rows([report.load(old), report.load(new)], baseline=1)
     assert all(r.ratios[0].verdict == "not enough data" and r.ratios[0].ratio == pytest.approx(1.5, rel=0.05)
                for r in rows)
     assert all(r.ratios[1] is None for r in rows)
@@ -180,17 +180,17 @@ def test_replicated_runs_of_each_version_give_a_verdict(tmp_path):
     olds = [_save(tmp_path, f"old{i}", _doc(version="1.7.0.post2", scale=1.5 * (1 + 0.01 * i))) for i in range(4)]
     news = [_save(tmp_path, f"new{i}", _doc(version="1.9.1", scale=1 + 0.01 * i)) for i in range(4)]
     docs = [report.load(p) for p in olds + news]
-    assert report.sides(docs) == [[0, 1, 2, 3], [4, 5, 6, 7]]
-    rows = report.comparison_rows(docs, baseline=0)
+    assert comparison.sides(docs) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    rows = comparison.comparison_rows(docs, baseline=0)
     assert all(r.ratios[1].verdict == "faster" and r.ratios[1].n_units == 4 for r in rows)
-    path, _, _ = report.render_comparison(docs, tmp_path, baseline=0)
+    path, _, _ = comparison.render_comparison(docs, tmp_path, baseline=0)
     assert "mxnet 1.7.0.post2 (4 runs) vs mxnet 1.9.1 (4 runs)" in path.read_text()
 
 
 def test_comparison_labels_duplicates_and_notes_mkldnn(tmp_path):
     a = _save(tmp_path, "a", _doc(version="1.6.0", mkldnn=False))
     b = _save(tmp_path, "b", _doc(version="1.6.0", mkldnn=False))
-    path, _, table = report.render_comparison([report.load(a), report.load(b)], tmp_path, baseline=0)
+    path, _, table = comparison.render_comparison([report.load(a), report.load(b)], tmp_path, baseline=0)
     text = path.read_text()
     assert "mxnet 1.6.0 (#1)" in text and "mxnet 1.6.0 (#2)" in text and "without MKLDNN" in text
 
@@ -199,7 +199,7 @@ def test_workload_missing_from_one_result_is_a_dash(tmp_path):
     doc_b = _doc()
     doc_b["measurements"] = doc_b["measurements"][:2]
     a, b = _save(tmp_path, "a", _doc()), _save(tmp_path, "b", doc_b)
-    rows = report.comparison_rows([report.load(a), report.load(b)])
+    rows = comparison.comparison_rows([report.load(a), report.load(b)])
     missing = [r for r in rows if r.medians_s[1] is None]
     assert len(missing) == len(rows) - 2 and all(r.ratios[1] is None for r in missing)
 
@@ -232,7 +232,7 @@ def test_bad_report_arguments(tmp_path, capsys):
     assert cli.main(["report", str(tmp_path / "absent")]) == cli.EXIT_USAGE
     assert "absent" in capsys.readouterr().err
     with pytest.raises(PerfsuiteInputError, match="baseline 5"):
-        report.comparison_rows([report.load(folder)], baseline=4)
+        comparison.comparison_rows([report.load(folder)], baseline=4)
 
 
 def test_all_contaminated_and_over_peak_are_flagged():

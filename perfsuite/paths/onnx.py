@@ -1,0 +1,370 @@
+"""ONNX Runtime paths: the deployed task graph exported with MXNet's own ONNX exporter and served by ONNX Runtime.
+
+This is the migration path off MXNet 1.x: a team exports the graph deploy.py exports (symbol JSON + params) with
+``mx.onnx.export_model`` (MXNet 1.9.x) and serves the ONNX file with ``onnxruntime.InferenceSession``. perfsuite
+prepares exactly that and runs it behind the same :class:`~perfsuite.paths.model.Runner` interface, so the ONNX
+Runtime path is judged against the float64 NumPy BERT like the FP32 MXNet paths and timed by the same callables.
+
+Facts this module relies on (read in MXNet 1.9.1's ``mxnet/onnx/mx2onnx`` and 1.8.0.post0's
+``mxnet/contrib/onnx/mx2onnx``, and checked by running them):
+
+* ``mx.onnx.export_model`` (1.9.x) has no opset argument: it exports at ``onnx.defs.onnx_opset_version()``, the
+  newest opset of the *installed onnx package*, with its newest translations (opset 13), and validates the graph
+  with ``onnx.checker.check_graph`` under ``onnx.checker.DEFAULT_CONTEXT`` (also the package's newest opset).
+  BERT's LayerNorm is translated to ``ReduceMean`` with an ``axes`` attribute, which opset 18 removed; so with
+  onnx >= 1.13 (opset >= 18; the oldest onnx with Python 3.11 wheels is 1.13) the export fails in MXNet's own
+  check ("Unrecognized attribute: axes for operator ReduceMean"). With onnx 1.12.0 (opset 17; Python <= 3.10) it
+  succeeds, declaring opset 17. onnx >= 1.19 removed ``onnx.mapping``, which the exporter imports (it then raises
+  "Onnx and protobuf need to be installed", which is misleading).
+* perfsuite therefore runs ``mx.onnx.export_model`` with the opset *pinned* (:data:`ONNX_OPSET`, 13: the newest
+  opset MXNet 1.9.1 has translations for) by :func:`pinned_opset`, which sets the onnx package's default opset
+  and the checker's context for the duration of the call. The exported graph is byte-identical to the one
+  ``mx.onnx.export_model`` writes unpatched with onnx 1.12.0 on Python 3.10 (checked for the classification graph
+  of the small model); only the declared opset differs (13 instead of 17).
+* MXNet 1.8 and older have only ``mx.contrib.onnx.export_model`` (static shapes, no translation for LayerNorm,
+  the interleaved attention ops or SequenceMask): it cannot export GluonNLP BERT; :func:`export_onnx` raises its
+  error, so each case says so.
+
+The pinned versions (:data:`PINNED`) are installed by perfsuite's ``onnx`` extra: ``pip install '.[onnx]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import inspect
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from perfsuite.errors import PerfsuiteInputError
+from perfsuite.paths.model import INPUT_NAMES, Runner
+
+__all__ = ["ONNX_OPSET", "PINNED", "INSTALL", "ONNX_PATHS", "ORT_INT8_CONFIGS", "ORT_INT8_DEFAULT",
+           "OnnxRuntimeRunner", "skip_reason_onnx", "onnx_versions", "pinned_opset", "export_onnx",
+           "export_block", "session_options", "make_session", "quantize_onnx", "prepare_onnxruntime", "ort_threads",
+           "runner_from_onnx"]
+
+#: The opset perfsuite exports at: the newest one MXNet 1.9.1's exporter has translations for (opset 12 and 13
+#: tables in mxnet/onnx/mx2onnx/_op_translations).
+ONNX_OPSET = 13
+
+#: The versions the ONNX Runtime paths were checked with (the `onnx` extra of pyproject.toml). onnx 1.17.0: still
+#: has onnx.mapping (removed in 1.19), Python 3.8-3.12 wheels, numpy >= 1.20. onnxruntime 1.22.1: Python
+#: 3.10-3.13 wheels, numpy >= 1.21.6 (runs with numpy 1.23.5, which MXNet 1.x needs), opsets up to 22.
+PINNED: Tuple[Tuple[str, str], ...] = (("onnx", "1.17.0"), ("onnxruntime", "1.22.1"))
+
+#: What to install when onnx or onnxruntime is missing.
+INSTALL = ("pip install '.[onnx]' from a perfsuite checkout (installs onnx==1.17.0 and onnxruntime==1.22.1), or "
+           "pip install onnx==1.17.0 onnxruntime==1.22.1 numpy==1.23.5")
+
+#: The ONNX Runtime paths perfsuite.paths.model.MODEL_PATHS registers, and their execution providers.
+ONNX_PATHS: Dict[str, Tuple[str, ...]] = {
+    "onnxruntime": ("CPUExecutionProvider",),
+    "onnxruntime_int8": ("CPUExecutionProvider",),
+    "gpu_onnxruntime": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+
+#: ONNX Runtime's own INT8: onnxruntime.quantization.quantize_dynamic of the exported FP32 model (weights
+#: quantized offline, activations per call; no calibration). The default was chosen by the semantic-search task
+#: (perfsuite.int8_task) on real MiniLM weights.
+ORT_INT8_CONFIGS: Dict[str, Dict[str, Any]] = {
+    "dynamic-qint8": dict(weight_type="QInt8", per_channel=False, reduce_range=False),
+    "dynamic-qint8-per-channel": dict(weight_type="QInt8", per_channel=True, reduce_range=False),
+    "dynamic-quint8": dict(weight_type="QUInt8", per_channel=False, reduce_range=False),
+    "dynamic-qint8-matmul-only": dict(weight_type="QInt8", per_channel=False, reduce_range=False,
+                                      op_types_to_quantize=["MatMul"]),
+}
+ORT_INT8_DEFAULT = "dynamic-qint8"
+
+_OPSET_LOCK = threading.Lock()
+
+
+def onnx_versions() -> Dict[str, Optional[str]]:
+    """Installed versions of onnx and onnxruntime (None when missing), without importing them."""
+    import importlib.metadata as md
+
+    out: Dict[str, Optional[str]] = {}
+    for dist in ("onnx", "onnxruntime", "onnxruntime-gpu"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _version_tuple(v: str) -> Tuple[int, ...]:
+    from packaging.version import Version
+
+    return tuple(Version(v).release)
+
+
+def skip_reason_onnx(path: str = "onnxruntime") -> Optional[str]:
+    """Why the ONNX Runtime path `path` cannot run here (what to install), or None.
+
+    Whether this MXNet's exporter can export a task graph is not decided here: preparing the path runs the exporter
+    and raises its error (MXNet 1.8 and older cannot export BERT), so each case reports it."""
+    if path not in ONNX_PATHS:
+        raise PerfsuiteInputError(f"unknown ONNX Runtime path {path!r}; allowed: {', '.join(ONNX_PATHS)}")
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"needs {' and '.join(missing)} for the {path} path: {INSTALL}"
+    versions = onnx_versions()
+    if versions["onnx"] and _version_tuple(versions["onnx"]) >= (1, 19):
+        return (f"MXNet's ONNX exporter imports onnx.mapping, which onnx {versions['onnx']} no longer has (removed "
+                f"in 1.19); install onnx==1.17.0 (any of 1.13.0-1.18.x works with the opset perfsuite pins)")
+    if path == "gpu_onnxruntime":
+        import onnxruntime as ort
+
+        providers = ort.get_available_providers()
+        if "CUDAExecutionProvider" not in providers:
+            return (f"needs onnxruntime-gpu with the CUDAExecutionProvider; found providers {providers} "
+                    f"(onnxruntime {ort.__version__}); install onnxruntime-gpu=={dict(PINNED)['onnxruntime']} "
+                    "instead of onnxruntime on a CUDA host")
+    return None
+
+
+@contextlib.contextmanager
+def pinned_opset(opset: int = ONNX_OPSET):
+    """Make the onnx package's default opset `opset` for the duration of the block: what MXNet's exporter exports
+    at (``onnx.defs.onnx_opset_version()``, also what ``onnx.helper.make_model`` declares) and validates against
+    (``onnx.checker.DEFAULT_CONTEXT``). Restored on exit, also when the block raises; one block at a time."""
+    import onnx.checker
+    import onnx.defs
+
+    with _OPSET_LOCK:
+        saved_fn = onnx.defs.onnx_opset_version
+        saved_ctx = dict(onnx.checker.DEFAULT_CONTEXT.opset_imports)
+        onnx.defs.onnx_opset_version = lambda: opset
+        onnx.checker.DEFAULT_CONTEXT.opset_imports = {"": opset}
+        try:
+            yield
+        finally:
+            onnx.defs.onnx_opset_version = saved_fn
+            onnx.checker.DEFAULT_CONTEXT.opset_imports = saved_ctx
+
+
+def _exporter() -> Tuple[Callable[..., Any], str]:
+    """MXNet's ONNX exporter here: mx.onnx.export_model (1.9.x) or mx.contrib.onnx.export_model (1.8 and older)."""
+    import mxnet as mx
+
+    try:
+        import mxnet.onnx  # noqa: F401  (1.9.x)
+
+        return mx.onnx.export_model, "mx.onnx.export_model"
+    except ImportError:
+        pass
+    try:
+        import mxnet.contrib.onnx  # noqa: F401
+
+        return mx.contrib.onnx.export_model, "mx.contrib.onnx.export_model"
+    except ImportError as exc:  # pragma: no cover - every 1.x wheel has one of the two
+        raise PerfsuiteInputError(f"this MXNet ({mx.__version__}) has no ONNX exporter: {exc}") from None
+
+
+def export_onnx(symbol_file: str, params_file: str, onnx_file: str, in_shapes: Sequence[Tuple[int, ...]],
+                opset: int = ONNX_OPSET, dynamic: bool = True) -> Dict[str, Any]:
+    """Export a deployed graph (symbol JSON + params, as HybridBlock.export writes them) to ONNX with MXNet's own
+    exporter at the pinned opset; returns what was done (exporter, opset, seconds, nodes). Inputs are float32
+    (deploy.py's feed); with `dynamic` the batch and sequence dimensions are left free (MXNet 1.9.x only).
+    Raises PerfsuiteInputError naming the exporter and its error when it cannot export the graph."""
+    import mxnet as mx
+    import onnx
+
+    fn, name = _exporter()
+    t0 = time.perf_counter()
+    try:
+        with pinned_opset(opset):
+            if name == "mx.onnx.export_model":
+                kwargs: Dict[str, Any] = dict(in_shapes=list(in_shapes), in_types=[np.float32] * len(in_shapes),
+                                              onnx_file_path=onnx_file)
+                if dynamic:
+                    kwargs.update(dynamic=True, dynamic_input_shapes=[(None,) * len(s) for s in in_shapes])
+                fn(symbol_file, params_file, **kwargs)
+            else:  # 1.8 and older: static shapes, one input type
+                kwargs = dict(input_shape=list(in_shapes), input_type=np.float32, onnx_file_path=onnx_file)
+                if "opset_version" in inspect.signature(fn).parameters:
+                    kwargs["opset_version"] = opset
+                fn(symbol_file, params_file, **kwargs)
+                dynamic = False
+    except Exception as exc:  # the exporter's own error is the finding: say which exporter and what it said
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        msg = lines[0] if lines else ""
+        if "Context:" in str(exc) or len(lines) > 1:  # onnx checker: keep the node context
+            msg = " ".join(ln.strip() for ln in lines[:3])
+        raise PerfsuiteInputError(f"MXNet {mx.__version__}'s ONNX exporter ({name}, opset {opset}, onnx "
+                                  f"{onnx.__version__}) cannot export this graph: {type(exc).__name__}: "
+                                  f"{msg}"[:600]) from None
+    seconds = time.perf_counter() - t0
+    model = onnx.load(onnx_file, load_external_data=False)
+    declared = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+    if declared.get("ai.onnx") != opset:
+        raise PerfsuiteInputError(f"{name} wrote opset {declared} instead of the pinned opset {opset}")
+    ops: Dict[str, int] = {}
+    for node in model.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return {"exporter": name, "mxnet": mx.__version__, "onnx": onnx.__version__, "opset": opset,
+            "ir_version": model.ir_version, "dynamic_shapes": dynamic, "export_s": round(seconds, 3),
+            "onnx_nodes": len(model.graph.node), "onnx_ops": dict(sorted(ops.items())),
+            "onnx_bytes": os.path.getsize(onnx_file), "onnx_file": onnx_file}
+
+
+def export_block(block: Any, example: Sequence[Any], workdir: str, name: str = "bert",
+                 opset: int = ONNX_OPSET) -> Dict[str, Any]:
+    """The deployment flow up to the ONNX file: run the hybridized block once, export() JSON + params (what
+    deploy.py exports), then export_onnx. Returns export_onnx's record."""
+    import mxnet as mx
+
+    block(*example)
+    mx.nd.waitall()
+    prefix = os.path.join(workdir, name)
+    block.export(prefix, epoch=0)
+    return export_onnx(prefix + "-symbol.json", prefix + "-0000.params", os.path.join(workdir, name + ".onnx"),
+                       [tuple(x.shape) for x in example], opset=opset)
+
+
+def ort_threads() -> Tuple[int, str]:
+    """(intra-op threads for ONNX Runtime, where the number comes from). By default the OpenMP threads MXNet uses
+    in this process (perfsuite.env.detect_omp_threads: OMP_NUM_THREADS, else MXNet's default), so both runtimes
+    get the same cores; PERFSUITE_ORT_THREADS overrides. ONNX Runtime ignores OMP_NUM_THREADS (its own pool)."""
+    raw = os.environ.get("PERFSUITE_ORT_THREADS", "").strip()
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise PerfsuiteInputError(f"PERFSUITE_ORT_THREADS={raw!r}: must be a positive integer")
+        return n, "PERFSUITE_ORT_THREADS"
+    from perfsuite.env import detect_omp_threads
+
+    return detect_omp_threads(), "the OpenMP threads MXNet uses here (OMP_NUM_THREADS, else MXNet's default)"
+
+
+def session_options(intra_op_threads: Optional[int] = None) -> Tuple[Any, Dict[str, Any]]:
+    """(onnxruntime.SessionOptions, what they are): all graph optimizations (ORT_ENABLE_ALL, ORT's default),
+    sequential execution with one inter-op thread, `intra_op_threads` (default: ort_threads()) intra-op threads,
+    ORT's default spinning, warnings silenced (its "Removing initializer" notes about MXNet's export)."""
+    import onnxruntime as ort
+
+    source = "given"
+    if intra_op_threads is None:
+        intra_op_threads, source = ort_threads()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads = int(intra_op_threads)
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3  # errors only
+    return so, {"graph_optimization_level": "ORT_ENABLE_ALL", "execution_mode": "ORT_SEQUENTIAL",
+                "intra_op_num_threads": int(intra_op_threads), "intra_op_threads_from": source,
+                "inter_op_num_threads": 1, "intra_op_allow_spinning": "1 (ORT's default: not set)"}
+
+
+def make_session(model: Any, providers: Sequence[str] = ("CPUExecutionProvider",),
+                 intra_op_threads: Optional[int] = None) -> Tuple[Any, Dict[str, Any]]:
+    """(onnxruntime.InferenceSession of `model` (a file path, serialized bytes or an onnx.ModelProto), what was
+    asked and what ORT took). Raises when ORT does not use the first provider asked for (no silent CPU fallback)."""
+    import onnxruntime as ort
+
+    if not isinstance(model, (str, bytes, os.PathLike)):
+        model = model.SerializeToString()
+    so, info = session_options(intra_op_threads)
+    t0 = time.perf_counter()
+    sess = ort.InferenceSession(model if isinstance(model, bytes) else os.fspath(model), sess_options=so,
+                                providers=list(providers))
+    info = dict(info, session_s=round(time.perf_counter() - t0, 3), onnxruntime=ort.__version__,
+                providers_requested=list(providers), providers=sess.get_providers())
+    if sess.get_providers()[0] != providers[0]:
+        raise PerfsuiteInputError(f"onnxruntime did not take {providers[0]}: the session runs on "
+                                  f"{sess.get_providers()} (available: {ort.get_available_providers()})")
+    names = [i.name for i in sess.get_inputs()]
+    if names != list(INPUT_NAMES):
+        raise PerfsuiteInputError(f"the ONNX model's inputs are {names}; expected deploy.py's {list(INPUT_NAMES)}")
+    return sess, info
+
+
+def quantize_onnx(onnx_file: str, out_file: str, config: str = ORT_INT8_DEFAULT) -> Dict[str, Any]:
+    """ONNX Runtime's own INT8: quantize_dynamic of the exported FP32 model with ORT_INT8_CONFIGS[config]."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    if config not in ORT_INT8_CONFIGS:
+        raise PerfsuiteInputError(f"unknown ONNX Runtime INT8 configuration {config!r}; allowed: "
+                                  f"{', '.join(ORT_INT8_CONFIGS)}")
+    settings = dict(ORT_INT8_CONFIGS[config])
+    settings["weight_type"] = getattr(QuantType, settings["weight_type"])
+    t0 = time.perf_counter()
+    quantize_dynamic(onnx_file, out_file, **settings)
+    seconds = time.perf_counter() - t0
+    ops: Dict[str, int] = {}
+    for node in onnx.load(out_file, load_external_data=False).graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    quantized = {k: v for k, v in ops.items() if "Integer" in k or "Quant" in k}
+    if not quantized:
+        raise PerfsuiteInputError(f"quantize_dynamic ({config}) wrote a model without integer ops: INT8 did not run")
+    shown = ", ".join(f"{k}={v!r}" for k, v in ORT_INT8_CONFIGS[config].items())
+    return {"int8_config": config, "quantization": f"{config}: onnxruntime.quantization.quantize_dynamic({shown})",
+            "quantize_s": round(seconds, 3), "quantized_nodes": quantized}
+
+
+@dataclass
+class OnnxRuntimeRunner(Runner):
+    """A Runner whose block is an onnxruntime.InferenceSession: inputs are float32 NumPy arrays (deploy.py's
+    feed), a forward pass is one session.run, which returns when the outputs are computed (synchronized by
+    construction: ORT has no asynchronous engine; with CUDA the outputs are copied back to the host)."""
+
+    def inputs(self, token_ids: np.ndarray, token_types: np.ndarray, valid_length: np.ndarray) -> List[Any]:
+        return [np.ascontiguousarray(token_ids, dtype=np.float32), np.ascontiguousarray(token_types, dtype=np.float32),
+                np.ascontiguousarray(valid_length, dtype=np.float32)]
+
+    def forward(self, nd_inputs: Sequence[Any]) -> Any:
+        return self.block.run(None, dict(zip(INPUT_NAMES, nd_inputs)))
+
+
+def runner_from_onnx(path: str, model: Any, task: str, info: Optional[Dict[str, Any]] = None,
+                     transform: Optional[Callable[[Any], None]] = None) -> OnnxRuntimeRunner:
+    """An OnnxRuntimeRunner of an ONNX model (file path or onnx.ModelProto) for `path`'s providers. `transform`, if
+    given, edits the loaded onnx.ModelProto in place before the session is created (tests of the tests corrupt an
+    initializer this way)."""
+    import onnx
+
+    if transform is not None:
+        if not isinstance(model, onnx.ModelProto):
+            model = onnx.load(os.fspath(model))
+        transform(model)
+    sess, sinfo = make_session(model, ONNX_PATHS[path])
+    info = dict(info or {})
+    info["session"] = sinfo
+    # the threads ORT computes with, recorded where OpenMP threads are (perfsuite.bench.measure's path_info)
+    info["ort_intra_op_threads"] = sinfo["intra_op_num_threads"]
+    info["ort_inter_op_threads"] = sinfo["inter_op_num_threads"]
+    info["task"] = task
+    if transform is not None:
+        info["transformed"] = getattr(transform, "__doc__", None) or getattr(transform, "__name__", "transform")
+    return OnnxRuntimeRunner(path, sess, None, "float32", {}, info, task)
+
+
+def prepare_onnxruntime(path: str, block: Any, example: Sequence[Any], workdir: str, task: str,
+                        info: Optional[Dict[str, Any]] = None, int8_config: Optional[str] = None,
+                        transform: Optional[Callable[[Any], None]] = None) -> OnnxRuntimeRunner:
+    """The ONNX Runtime deployment of a GluonNLP task graph (perfsuite.paths.model.prepare's branch for the paths of
+    ONNX_PATHS): hybridize, export JSON + params, export to ONNX with MXNet's exporter at the pinned opset,
+    quantize with quantize_dynamic for onnxruntime_int8, and open an InferenceSession with the path's providers."""
+    reason = skip_reason_onnx(path)
+    if reason:
+        raise PerfsuiteInputError(f"path {path!r} cannot run here: {reason}")
+    info = dict(info or {})
+    block.hybridize(static_alloc=True, static_shape=True)
+    export = export_block(block, example, workdir)
+    info["export"] = export
+    onnx_file = export["onnx_file"]
+    if path == "onnxruntime_int8":
+        q_file = os.path.join(workdir, "bert-int8.onnx")
+        info.update(quantize_onnx(onnx_file, q_file, int8_config or ORT_INT8_DEFAULT))
+        onnx_file = q_file
+    return runner_from_onnx(path, onnx_file, task, info, transform=transform)
