@@ -48,3 +48,30 @@ def test_nonfinite_where_the_reference_is_finite_fails():
 def test_shape_mismatch_fails():
     r = compare(np.ones((2, 3)), np.ones((3, 2)), 1.0)
     assert not r.passed and "shape mismatch" in r.message
+
+
+def test_a_shape_mismatch_is_a_complete_failed_record():
+    r = compare(np.ones((2, 3)), np.ones((3, 2)), 1.0, name="logits", context={"seed": 3})
+    d = r.to_dict()
+    assert d["name"] == "logits" and d["passed"] is False and d["shape"] == [3, 2] and d["worst_index"] is None
+    assert r.worst_ratio == np.inf and r.mismatch_fraction == 1.0 and r.context == {"seed": 3}
+    assert "logits" in r.message and "shape mismatch: actual (2, 3) vs expected (3, 2)" in r.message
+
+
+def test_the_message_and_record_name_everything_needed_to_reproduce():
+    r = compare(np.array([[1.0, 2.5]]), np.array([[1.0, 2.0]]), 0.1, name="qa", context={"model": "small", "seed": 7})
+    d = r.to_dict()
+    assert d["worst_index"] == [0, 1] and d["worst_actual"] == 2.5 and d["worst_expected"] == 2.0
+    assert d["worst_error"] == 0.5 and d["worst_bound"] == 0.1 and d["worst_ratio"] == pytest.approx(5.0)
+    assert d["context"] == {"model": "small", "seed": 7} and d["mismatch_fraction"] == 0.5
+    for needle in ("qa", "worst element (0, 1)", "actual=2.5", "expected=2", "error/bound=5", "model=small",
+                   "seed=7"):
+        assert needle in r.message, (needle, r.message)
+
+
+def test_assert_within_raises_with_the_explanation():
+    from perfsuite.compare import ParityError, assert_within
+
+    assert assert_within(np.ones(3), np.ones(3), 0.0).passed
+    with pytest.raises(ParityError, match=r"worst element \(2,\)"):
+        assert_within(np.array([1.0, 1.0, 3.0]), np.ones(3), 0.5)

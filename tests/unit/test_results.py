@@ -67,3 +67,22 @@ def test_writes_go_through_a_temporary_file_and_os_replace(tmp_path, monkeypatch
     assert dst == str(target) and src != dst and os.path.dirname(src) == str(tmp_path)
     assert size == target.stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temporary file left
+
+
+def test_relative_paths_numpy_values_and_tuples(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from perfsuite.results import write_json_atomic, write_text_atomic
+
+    monkeypatch.chdir(tmp_path)
+    write_json_atomic("r.json", {"a": np.float32(1.5), "b": (1, 2), "c": np.int64(3), "d": frozenset({4})})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"a": 1.5, "b": [1, 2], "c": 3, "d": [4]}
+    write_text_atomic("t.txt", "héllo\n")
+    assert (tmp_path / "t.txt").read_text(encoding="utf-8") == "héllo\n"
+    with pytest.raises(TypeError, match="not JSON serializable: object"):
+        write_json_atomic("x.json", {"o": object()})
+    assert not (tmp_path / "x.json").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "t.txt"]
+    with pytest.raises(PerfsuiteInputError, match="cannot write 'no/such/f.json': folder 'no/such' does not exist"):
+        write_json_atomic("no/such/f.json", {})

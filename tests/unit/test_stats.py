@@ -195,3 +195,77 @@ def test_percentile_summary():
     assert s["p90"] == pytest.approx(np.percentile(x, 90)) and s["p99"] == pytest.approx(np.percentile(x, 99))
     with pytest.raises(PerfsuiteInputError):
         percentile_summary([1.0, -2.0])
+
+
+# ------------------------------------------------------------------------------ exact against scipy (independent)
+def test_paired_interval_and_p_value_are_the_textbook_ones():
+    """The unit-level t interval and the Wilcoxon p-value are exactly scipy's ttest_1samp interval and wilcoxon."""
+    from scipy import stats as st
+
+    rng = np.random.default_rng(11)
+    base = rng.uniform(0.9, 1.1, 9)
+    cand = base * np.exp(rng.normal(0.02, 0.03, 9))
+    r = compare_paired(base, cand, confidence=0.9)
+    lr = np.log(cand / base)
+    ci = st.ttest_1samp(lr, 0.0).confidence_interval(confidence_level=0.9)
+    assert (r.low, r.high) == pytest.approx((math.exp(ci.low), math.exp(ci.high)), rel=1e-12)
+    assert r.p_value == pytest.approx(st.wilcoxon(lr).pvalue, rel=1e-12)
+    assert r.ratio == pytest.approx(math.exp(lr.mean()), rel=1e-12) and r.n_units == r.n_pairs == 9
+
+
+def test_runs_interval_and_p_value_are_welch_and_mann_whitney():
+    from scipy import stats as st
+
+    rng = np.random.default_rng(12)
+    base = [rng.lognormal(0, 0.01, 5) * 0.10 for _ in range(5)]
+    cand = [rng.lognormal(0, 0.02, 5) * 0.11 for _ in range(6)]
+    r = compare_runs(base, cand, confidence=0.9)
+    lb = np.log([np.median(x) for x in base])
+    lc = np.log([np.median(x) for x in cand])
+    ci = st.ttest_ind(lc, lb, equal_var=False).confidence_interval(confidence_level=0.9)
+    assert (r.low, r.high) == pytest.approx((math.exp(ci.low), math.exp(ci.high)), rel=1e-10)
+    assert r.p_value == pytest.approx(st.mannwhitneyu(lc, lb, alternative="two-sided").pvalue, rel=1e-12)
+    assert r.n_units == 5 and r.n_pairs == 55
+
+
+def test_two_units_give_an_interval_one_does_not():
+    two = compare_paired([1.0, 1.0, 1.0, 1.0], [1.1, 1.2, 1.3, 1.4], units=[0, 0, 1, 1])
+    assert two.n_units == 2 and two.low == two.low and two.low < two.ratio < two.high  # an interval from 2 units
+    one = compare_runs([[1.0, 1.1]], [[1.2, 1.3], [1.2, 1.25]])
+    assert one.low != one.low and one.p_value != one.p_value and one.threshold == 0.05 and one.unit == "run"
+    r = compare_paired([1.0], [2.0])
+    assert r.n_units == 1 and r.p_value != r.p_value and r.threshold == 0.02 and r.unit == "pair"
+
+
+def test_units_that_agree_exactly():
+    same = compare_paired(np.ones(8), np.ones(8) * 1.05)  # every unit exactly 5 % slower
+    assert same.p_value == 0.0 and same.verdict == "slower"
+    none = compare_paired(np.ones(8), np.ones(8))  # no change at all
+    assert none.p_value == 1.0 and none.verdict == "no change" and none.within_threshold
+
+
+def test_errors_name_the_argument():
+    with pytest.raises(PerfsuiteInputError, match="^baseline: times must be finite and > 0"):
+        compare_paired([1.0, -1.0], [1.0, 1.0])
+    with pytest.raises(PerfsuiteInputError, match="^candidate: times must be finite and > 0"):
+        compare_paired([1.0, 1.0], [1.0, float("nan")])
+    with pytest.raises(PerfsuiteInputError, match="^baseline run: times must be finite"):
+        compare_runs([[1.0, -1.0]], [[1.0]])
+    with pytest.raises(PerfsuiteInputError, match="^candidate run: need a non-empty"):
+        compare_runs([[1.0]], [[]])
+    with pytest.raises(PerfsuiteInputError, match="^samples: times must be finite"):
+        percentile_summary([0.0])
+    with pytest.raises(PerfsuiteInputError, match="paired samples need equal counts; got 2 baseline and 1 candidate"):
+        log_ratios([1.0, 2.0], [1.0])
+    with pytest.raises(PerfsuiteInputError, match="^compare_runs: need at least one run on each side$"):
+        compare_runs([[1.0]], [])
+
+
+def test_describe_counts_units_and_pairs():
+    r = compare_paired(np.ones(12), np.ones(12) * 1.1, units=[i // 2 for i in range(12)], unit="session")
+    assert "6 sessions, 12 pairs" in r.describe()
+    one = compare_paired([1.0], [1.5], unit="session")
+    assert one.describe() == "not enough data (1.500x on 1 session; a verdict needs >= 6 sessions)"
+    assert percentile_summary([1.0, 2.0, 3.0, 4.0]) == {
+        "median": 2.5, "iqr": 1.5, "q1": 1.75, "q3": 3.25, "p90": pytest.approx(3.7), "p99": pytest.approx(3.97),
+        "n": 4}
