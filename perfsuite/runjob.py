@@ -360,34 +360,18 @@ def _wdict(w: Workload) -> Dict[str, Any]:
     return {"model": w.model, "path": w.path, "task": w.task, "batch": w.batch, "seq_len": w.seq_len}
 
 
-def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> RunOutcome:
-    """Run the whole job; results.json is complete after every step. Re-raises KeyboardInterrupt (and any error
-    outside a single workload) after saving what was measured, with status 'interrupted'."""
-    out = out if out is not None else sys.stdout
-    err = err if err is not None else sys.stderr
-    workloads, timing = plan(opts)
-
-    from perfsuite import bench
-    from perfsuite import timing as tm
-    from perfsuite.env import collect_env
-
-    info = collect_env()
-    from perfsuite.outputs import reserve_folder
-
-    default = default_out_dir(info.mxnet_dist_version)
-    out_dir = reserve_folder(opts.out, default.name, root=str(default.parent))
-    results_path = out_dir / "results.json"
+def _new_doc(opts: RunOptions, workloads: List[Workload], timing: Timing, info: Any) -> Dict[str, Any]:
+    """The results document before anything is measured (format perfsuite-results v1)."""
     prices = {opts.instance: rp.PRICES[opts.instance]} if opts.instance else {}
     if opts.price_per_hour is not None:
         prices[rp.USER_PRICE] = float(opts.price_per_hour)
-    paths = list(dict.fromkeys(w.path for w in workloads))
-    t_start = time.perf_counter()
-    doc: Dict[str, Any] = {
+    return {
         "format": rp.RESULTS_FORMAT, "format_version": rp.RESULTS_FORMAT_VERSION, "perfsuite_version": __version__,
         "status": "running", "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "finished_utc": None, "elapsed_s": None, "options": list(opts.argv) if opts.argv is not None else None,
         "config": {"profile": opts.profile, "profile_doc": PROFILES[opts.profile].doc,
-                   "models": list(dict.fromkeys(w.model for w in workloads)), "paths": paths,
+                   "models": list(dict.fromkeys(w.model for w in workloads)),
+                   "paths": list(dict.fromkeys(w.path for w in workloads)),
                    "tasks": list(dict.fromkeys(w.task for w in workloads)),
                    "batch_sizes": sorted({w.batch for w in workloads}),
                    "seq_lens": sorted({w.seq_len for w in workloads}), "timing": asdict(timing),
@@ -397,6 +381,119 @@ def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO
         "errors": [], "speedups": [], "speedups_skipped": [],
     }
 
+
+def _machine_figures(doc: Dict[str, Any], timing: Timing, out: TextIO) -> None:
+    """The timer's own overhead and this machine's FP32 GEMM peak."""
+    from perfsuite import bench
+    from perfsuite import timing as tm
+
+    doc["timer_overhead"] = tm.timer_overhead()
+    doc["gemm_peak_runs_gflops"].append(bench.gemm_peak_gflops(timing.gemm_n, repeat=timing.gemm_repeat))
+    doc["gemm_peak_gflops"] = max(doc["gemm_peak_runs_gflops"])
+    ov = doc["timer_overhead"]
+    print(f"timer overhead per sample: {ov['timer_s'] * 1e6:.1f} us (bare loop {ov['bare_loop_s'] * 1e6:.2f} us, "
+          f"with waitall {ov['timer_with_waitall_s'] * 1e6:.1f} us); FP32 GEMM peak "
+          f"{doc['gemm_peak_gflops']:.1f} GFLOP/s", file=out)
+
+
+def _progress_bar(doc: Dict[str, Any], workloads: List[Workload], reasons: Dict[Workload, Optional[str]],
+                  groups: Dict[Any, List[Tuple[str, str, str]]], timing: Timing, err: TextIO) -> ProgressBar:
+    """A bar weighted by each step's expected seconds (FLOPs at a fraction of the measured GEMM peak)."""
+    rate = max(doc["gemm_peak_gflops"] * 0.3, 1.0)  # a forward pass reaches a fraction of the GEMM peak
+    calls = 1 + timing.warmup + timing.min_repeat
+    weights = [0.0 if reasons[w] else _est_seconds(w.flops, calls, rate, timing.min_time_s) for w in workloads]
+    for key, pairs in groups.items():
+        gpaths = {p for pair in pairs for p in pair[:2]}
+        flops = sum(Workload(key[0], p, key[1], key[3], key[2]).flops for p in gpaths)
+        weights.append(_est_seconds(flops, timing.rounds + 1, rate, 0.0))
+    return ProgressBar(weights, err)
+
+
+def _measure_workloads(doc: Dict[str, Any], workloads: List[Workload], reasons: Dict[Workload, Optional[str]],
+                       timing: Timing, bar: ProgressBar, save: Callable[[], None]) -> None:
+    """Every workload through perfsuite.bench.measure, in order; a path's models are freed before the next path's
+    are built (peak RSS is then each path's own); skips and MXNet errors are recorded, not raised."""
+    import gc
+
+    from perfsuite import bench
+
+    last_graph = None
+    for w in workloads:
+        graph = (w.model, w.path, w.task)
+        if graph != last_graph:
+            bench.runner_for.cache_clear()
+            gc.collect()
+            last_graph = graph
+        if reasons[w]:
+            doc["skipped"].append({"id": w.id, "workload": _wdict(w), "reason": reasons[w]})
+            save()
+            bar.step(f"skip {w.id}: {reasons[w][:60]}")
+            continue
+        bar.show(f"timing {w.id}")
+        try:
+            m = bench.measure(w, warmup=timing.warmup, min_repeat=timing.min_repeat, max_repeat=timing.max_repeat,
+                              min_time_s=timing.min_time_s, max_time_s=timing.max_time_s)
+        except Exception as exc:  # an MXNet error on one path is a finding about this build, not a crash
+            doc["errors"].append({"id": w.id, "workload": _wdict(w), "error": _one_line(exc)})
+            save()
+            bar.step(f"ERROR {w.id}: {_one_line(exc)[:60]}")
+            continue
+        doc["measurements"].append(m.to_dict())
+        save()
+        bar.step(f"{w.id}: {m.median_s * 1e3:.1f} ms median, {len(m.samples_s)} samples, {m.dropped} dropped")
+
+
+def _measure_speedups(doc: Dict[str, Any], groups: Dict[Any, List[Tuple[str, str, str]]], timing: Timing,
+                      bar: ProgressBar, save: Callable[[], None]) -> None:
+    """Per (model, task, seq_len, batch): the paths of its optimizations timed in counterbalanced alternation."""
+    from perfsuite import bench
+    from perfsuite import timing as tm
+
+    for key, pairs in groups.items():
+        model, task, seq, batch = key
+        gpaths = list(dict.fromkeys(p for pair in pairs for p in pair[:2]))
+        gid = f"{model}/{task}/b{batch}/L{seq}"
+        bar.show(f"alternating {', '.join(gpaths)} at {gid}")
+        try:
+            fns = {p: bench.timed(Workload(model, p, task, batch, seq))[0] for p in gpaths}
+            samples = tm.time_alternating(fns, rounds=timing.rounds, warmup=timing.warmup)
+        except Exception as exc:
+            doc["errors"].append({"id": f"speed-up {gid}", "workload": {"model": model, "task": task,
+                                  "batch": batch, "seq_len": seq, "paths": gpaths}, "error": _one_line(exc)})
+            save()
+            bar.step(f"ERROR speed-ups at {gid}: {_one_line(exc)[:60]}")
+            continue
+        for opt, base, lab in pairs:
+            doc["speedups"].append({
+                "model": model, "task": task, "seq_len": seq, "batch": batch, "optimized": opt, "baseline": base,
+                "label": lab, "rounds": timing.rounds, "alternated": gpaths,
+                "optimized_samples_s": [s.wall_s for s in samples[opt]],
+                "baseline_samples_s": [s.wall_s for s in samples[base]],
+                "optimized_contaminated": [s.contaminated for s in samples[opt]],
+                "baseline_contaminated": [s.contaminated for s in samples[base]]})
+        save()
+        bar.step("speed-ups at " + gid + ": " + "; ".join(
+            f"{r['label']} {rp.format_speedup(rp.speedup_ratio(r))}" for r in doc["speedups"][-len(pairs):])[:90])
+
+
+def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> RunOutcome:
+    """Run the whole job; results.json is complete after every step. Re-raises KeyboardInterrupt (and any error
+    outside a single workload) after saving what was measured, with status 'interrupted'."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    workloads, timing = plan(opts)
+
+    from perfsuite import bench
+    from perfsuite.env import collect_env
+    from perfsuite.outputs import reserve_folder
+
+    info = collect_env()
+    default = default_out_dir(info.mxnet_dist_version)
+    out_dir = reserve_folder(opts.out, default.name, root=str(default.parent))
+    results_path = out_dir / "results.json"
+    t_start = time.perf_counter()
+    doc = _new_doc(opts, workloads, timing, info)
+
     def save() -> None:
         doc["elapsed_s"] = time.perf_counter() - t_start
         write_json_atomic(results_path, doc)
@@ -404,88 +501,20 @@ def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO
     print(f"perfsuite run: {info.describe_mxnet()} (mx {info.mxnet_version}), {info.omp_threads} OpenMP threads, "
           f"profile {opts.profile}: {len(workloads)} workloads; results in {out_dir}/", file=err)
     save()
-    report_path: Optional[Path] = None
-    plots: List[str] = []
     previous_term = _terminate_as_interrupt()
     try:
         if opts.parity:
             print("parity checks ...", file=err)
-            doc["parity"] = _parity(paths, out, int8_task=opts.profile != "smoke")
+            doc["parity"] = _parity(doc["config"]["paths"], out, int8_task=opts.profile != "smoke")
             save()
-        doc["timer_overhead"] = tm.timer_overhead()
-        doc["gemm_peak_runs_gflops"].append(bench.gemm_peak_gflops(timing.gemm_n, repeat=timing.gemm_repeat))
-        doc["gemm_peak_gflops"] = max(doc["gemm_peak_runs_gflops"])
-        ov = doc["timer_overhead"]
-        print(f"timer overhead per sample: {ov['timer_s'] * 1e6:.1f} us (bare loop {ov['bare_loop_s'] * 1e6:.2f} us, "
-              f"with waitall {ov['timer_with_waitall_s'] * 1e6:.1f} us); FP32 GEMM peak "
-              f"{doc['gemm_peak_gflops']:.1f} GFLOP/s", file=out)
+        _machine_figures(doc, timing, out)
         save()
-
         reasons = {w: bench.skip_reason_workload(w) for w in workloads}
         groups, doc["speedups_skipped"] = speedup_groups(workloads, lambda w: reasons.get(w)
                                                          or bench.skip_reason_workload(w))
-        rate = max(doc["gemm_peak_gflops"] * 0.3, 1.0)  # a forward pass reaches a fraction of the GEMM peak
-        calls = 1 + timing.warmup + timing.min_repeat
-        weights = [0.0 if reasons[w] else _est_seconds(w.flops, calls, rate, timing.min_time_s) for w in workloads]
-        gkeys = list(groups)
-        for key in gkeys:
-            gpaths = {p for pair in groups[key] for p in pair[:2]}
-            flops = sum(Workload(key[0], p, key[1], key[3], key[2]).flops for p in gpaths)
-            weights.append(_est_seconds(flops, timing.rounds + 1, rate, 0.0))
-        bar = ProgressBar(weights, err)
-        last_graph = None
-        for w in workloads:
-            graph = (w.model, w.path, w.task)
-            if graph != last_graph:  # free the previous path's models, so peak RSS is this path's own
-                import gc
-
-                bench.runner_for.cache_clear()
-                gc.collect()
-                last_graph = graph
-            if reasons[w]:
-                doc["skipped"].append({"id": w.id, "workload": _wdict(w), "reason": reasons[w]})
-                save()
-                bar.step(f"skip {w.id}: {reasons[w][:60]}")
-                continue
-            bar.show(f"timing {w.id}")
-            try:
-                m = bench.measure(w, warmup=timing.warmup, min_repeat=timing.min_repeat,
-                                  max_repeat=timing.max_repeat, min_time_s=timing.min_time_s,
-                                  max_time_s=timing.max_time_s)
-            except Exception as exc:  # an MXNet error on one path is a finding about this build, not a crash
-                doc["errors"].append({"id": w.id, "workload": _wdict(w), "error": _one_line(exc)})
-                save()
-                bar.step(f"ERROR {w.id}: {_one_line(exc)[:60]}")
-                continue
-            doc["measurements"].append(m.to_dict())
-            save()
-            bar.step(f"{w.id}: {m.median_s * 1e3:.1f} ms median, {len(m.samples_s)} samples, {m.dropped} dropped")
-        for key in gkeys:
-            model, task, seq, batch = key
-            gpaths = list(dict.fromkeys(p for pair in groups[key] for p in pair[:2]))
-            gid = f"{model}/{task}/b{batch}/L{seq}"
-            bar.show(f"alternating {', '.join(gpaths)} at {gid}")
-            try:
-                fns = {p: bench.timed(Workload(model, p, task, batch, seq))[0] for p in gpaths}
-                samples = tm.time_alternating(fns, rounds=timing.rounds, warmup=timing.warmup)
-            except Exception as exc:
-                doc["errors"].append({"id": f"speed-up {gid}", "workload": {"model": model, "task": task,
-                                      "batch": batch, "seq_len": seq, "paths": gpaths}, "error": _one_line(exc)})
-                save()
-                bar.step(f"ERROR speed-ups at {gid}: {_one_line(exc)[:60]}")
-                continue
-            for opt, base, lab in groups[key]:
-                doc["speedups"].append({
-                    "model": model, "task": task, "seq_len": seq, "batch": batch, "optimized": opt, "baseline": base,
-                    "label": lab, "rounds": timing.rounds, "alternated": gpaths,
-                    "optimized_samples_s": [s.wall_s for s in samples[opt]],
-                    "baseline_samples_s": [s.wall_s for s in samples[base]],
-                    "optimized_contaminated": [s.contaminated for s in samples[opt]],
-                    "baseline_contaminated": [s.contaminated for s in samples[base]]})
-            save()
-            bar.step("speed-ups at " + gid + ": " + "; ".join(
-                f"{lab} {rp.format_speedup(rp.speedup_ratio(r))}" for r in doc["speedups"][-len(groups[key]):]
-                for lab in [r["label"]])[:90])
+        bar = _progress_bar(doc, workloads, reasons, groups, timing, err)
+        _measure_workloads(doc, workloads, reasons, timing, bar, save)
+        _measure_speedups(doc, groups, timing, bar, save)
         # measured again at the end: another process holding a core during all of the first attempt lowers it
         doc["gemm_peak_runs_gflops"].append(bench.gemm_peak_gflops(timing.gemm_n, repeat=timing.gemm_repeat))
         doc["gemm_peak_gflops"] = max(doc["gemm_peak_runs_gflops"])
