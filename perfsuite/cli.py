@@ -729,14 +729,23 @@ def _add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
             "gate.json, summary.md and junit.xml into a new results folder."),
         epilog=(
             "SPEC: a requirement (mxnet==1.8.0.post0, mxnet-cu102==1.7.0), a local .whl file, or python:/path/to/bin/"
-            "python (an interpreter that already has MXNet). Environments are cached under $PERFSUITE_CACHE_DIR or "
+            "python (an interpreter that already has MXNet); the candidate may also be an ONNX Runtime release "
+            "(onnxruntime==1.22.1, onnxruntime-gpu==... on CUDA hosts): a migration gate, where the candidate's "
+            "environment exports the baseline's model to ONNX with --exporter's MXNet and ONNX Runtime runs it; each "
+            "MXNet path is compared with its ORT counterpart (exported -> onnxruntime, int8 -> onnxruntime_int8, "
+            "gpu_fp32 -> gpu_onnxruntime) and the op grid is not run. Environments are cached under $PERFSUITE_CACHE_DIR or "
             f"~/.cache/perfsuite/envs. Profiles: {profiles}. Exit codes: 0 safe; 1 a parity regression or a "
             "workload slower beyond --threshold; 2 the gate could not run or decide (bad input, install failure, "
             "crashed or hung worker, not enough data within the time budget). Example: perfsuite gate --baseline "
             "mxnet==1.8.0.post0 --candidate mxnet==1.9.1 --junit-xml gate.xml"),
     )
     parser.add_argument("--baseline", required=True, metavar="SPEC", help="the MXNet in production now")
-    parser.add_argument("--candidate", required=True, metavar="SPEC", help="the MXNet to upgrade to")
+    parser.add_argument("--candidate", required=True, metavar="SPEC",
+                        help="the MXNet to upgrade to, or the ONNX Runtime to migrate to (onnxruntime==X.Y)")
+    parser.add_argument("--exporter", default=None, metavar="SPEC",
+                        help="ONNX Runtime candidate only: the MXNet (>= 1.9.0; requirement or wheel) that exports the "
+                             "model to ONNX in the candidate's environment (default: the baseline's when it is >= "
+                             "1.9.0, else mxnet==1.9.1)")
     parser.add_argument("--profile", default="quick", help="tiny, quick (default) or full (see below)")
     parser.add_argument("--threshold", type=float, default=0.02, metavar="FRACTION",
                         help="smallest change called slower/faster (default 0.02: 2 %%)")
@@ -774,7 +783,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
         confidence=args.confidence, time_budget_s=args.time_budget, out=args.out, junit_xml=args.junit_xml,
         strict=args.strict, allow_same=args.allow_same, installer=args.installer, rebuild_envs=args.rebuild_envs,
         seed=args.seed, parity=not args.no_parity, latency=not args.no_latency, threads=args.threads,
-        inject_slowdown=args.inject_slowdown,
+        inject_slowdown=args.inject_slowdown, exporter=args.exporter,
         argv=[f"{k}={v}" for k, v in vars(args).items() if k not in ("handler", "command")])
     try:
         outcome = gate.run_gate(opts)

@@ -5,7 +5,10 @@ A SPEC names what to install:
 
 - a requirement: ``mxnet==1.8.0.post0``, ``mxnet-cu102==1.7.0`` (any distribution whose name starts with mxnet);
 - a local wheel file: ``./dist/mxnet-1.9.1-py3-none-manylinux2014_x86_64.whl``;
-- an existing interpreter that already has MXNet: ``python:/opt/venvs/mx19/bin/python`` (used as it is).
+- an existing interpreter that already has MXNet: ``python:/opt/venvs/mx19/bin/python`` (used as it is);
+- the gate's candidate only: an ONNX Runtime release, ``onnxruntime==1.22.1`` (or ``onnxruntime-gpu==...``): the
+  environment gets that ONNX Runtime, the MXNet that exports the model (the *exporter*, by default the baseline's
+  MXNet when it is 1.9 or newer) and the onnx release MXNet's exporter works with (perfsuite.paths.onnx.PINNED).
 
 Environments are built with uv (`uv venv` + `uv pip install`; measured on the 2-core machine: about 10 s for a new
 environment, most of it resolving against PyPI, against 60-90 s with pip, which unpacks the 150 MB libmxnet.so
@@ -33,12 +36,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from perfsuite import __version__
 from perfsuite.errors import PerfsuiteInputError
 
-__all__ = ["EnvSpec", "Environment", "parse_spec", "check_interpreter", "ensure_environment", "stage_perfsuite", "envs_dir",
+__all__ = ["EnvSpec", "Environment", "parse_spec", "with_exporter", "ORT_DISTS", "DEFAULT_EXPORTER", "check_interpreter", "ensure_environment", "stage_perfsuite", "envs_dir",
            "COMPANIONS", "INSTALLERS", "find_uv"]
 
 #: What every environment gets beside its MXNet: the same numpy on both sides (MXNet 1.x needs < 1.24), the
@@ -47,6 +50,10 @@ __all__ = ["EnvSpec", "Environment", "parse_spec", "check_interpreter", "ensure_
 COMPANIONS = ("numpy==1.23.5", "gluonnlp==0.10.0", "safetensors>=0.4", "scipy>=1.7", "tabulate>=0.8",
               "packaging>=20")
 INSTALLERS = ("uv", "pip")
+#: ONNX Runtime distributions a gate candidate may name (the way off MXNet: perfsuite.paths.onnx).
+ORT_DISTS = ("onnxruntime", "onnxruntime-gpu")
+#: The MXNet that exports the model to ONNX when the baseline cannot (MXNet < 1.9 has no BERT-capable exporter).
+DEFAULT_EXPORTER = "mxnet==1.9.1"
 #: Bump when the layout of an environment changes, so old cached ones are not reused.
 _LAYOUT = 1
 _MARKER = "perfsuite-env.json"
@@ -61,6 +68,9 @@ class EnvSpec:
     requirement: Optional[str] = None  # normalized requirement, or the wheel's absolute path
     path: Optional[str] = None  # wheel file or interpreter
     dist: Optional[str] = None  # distribution name (mxnet, mxnet-cu102, ...), where known before installing
+    runtime: str = "mxnet"  # "mxnet", or "onnxruntime" (the model exported by `exporter`, run by ONNX Runtime)
+    extra: Tuple[str, ...] = ()  # installed beside the requirement (an ONNX Runtime spec: its exporter and onnx)
+    exporter: Optional[str] = None  # ONNX Runtime only: the MXNet requirement (or wheel) that exports the model
 
     @property
     def label(self) -> str:
@@ -76,13 +86,17 @@ class EnvSpec:
         return bool(self.dist and re.match(r"mxnet-cu\d+", self.dist))
 
 
-def parse_spec(text: str, option: str = "spec") -> EnvSpec:
-    """Parse a SPEC, raising PerfsuiteInputError that names the bad value and what is allowed."""
+def parse_spec(text: str, option: str = "spec", allow_runtime: bool = False) -> EnvSpec:
+    """Parse a SPEC, raising PerfsuiteInputError that names the bad value and what is allowed. `allow_runtime`
+    also accepts an ONNX Runtime requirement (onnxruntime==X.Y; the gate's candidate); complete it with
+    with_exporter()."""
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name, parse_wheel_filename
 
     allowed = ("allowed: a requirement such as mxnet==1.9.1 or mxnet-cu102==1.7.0, a local .whl file, or "
                "python:/path/to/bin/python (an interpreter that already has MXNet)")
+    if allow_runtime:
+        allowed += ", or an ONNX Runtime release such as onnxruntime==1.22.1 (onnxruntime-gpu on CUDA hosts)"
     if not isinstance(text, str) or not text.strip():
         raise PerfsuiteInputError(f"{option} {text!r} is empty; {allowed}")
     text = text.strip()
@@ -113,12 +127,61 @@ def parse_spec(text: str, option: str = "spec") -> EnvSpec:
     except InvalidRequirement as exc:
         raise PerfsuiteInputError(f"{option} {text!r} is not a valid requirement ({exc}); {allowed}") from None
     name = canonicalize_name(req.name)
-    if not name.startswith("mxnet"):
+    if name in ORT_DISTS and not allow_runtime:
+        raise PerfsuiteInputError(f"{option} {text!r}: ONNX Runtime can only be the candidate of `perfsuite gate` "
+                                  "(the baseline is the MXNet you run today, and explain/bisect compare MXNet "
+                                  f"builds); {allowed}")
+    if not name.startswith("mxnet") and name not in ORT_DISTS:
         raise PerfsuiteInputError(f"{option} {text!r} installs {req.name}, not an MXNet distribution; {allowed}")
     if not req.specifier:
-        raise PerfsuiteInputError(f"{option} {text!r} names no version; pin one, e.g. {name}==1.9.1 (the cached "
+        example = "1.22.1" if name in ORT_DISTS else "1.9.1"
+        raise PerfsuiteInputError(f"{option} {text!r} names no version; pin one, e.g. {name}=={example} (the cached "
                                   "environment is keyed by the spec, so an unpinned one would never be rebuilt)")
-    return EnvSpec("requirement", text, requirement=f"{name}{req.specifier}", dist=name)
+    return EnvSpec("requirement", text, requirement=f"{name}{req.specifier}", dist=name,
+                   runtime="onnxruntime" if name in ORT_DISTS else "mxnet")
+
+
+def with_exporter(spec: EnvSpec, baseline: EnvSpec, exporter: Optional[str] = None,
+                  option: str = "--exporter") -> EnvSpec:
+    """Complete an ONNX Runtime spec with the MXNet that exports the model in its environment and the pinned onnx.
+
+    `exporter` (a requirement or wheel) wins; otherwise the baseline's MXNet when it is a requirement or wheel of
+    1.9.0 or newer (the same MXNet, weights and GluonNLP graph as the baseline, exported as a migrating user
+    would); otherwise DEFAULT_EXPORTER (MXNet 1.8 and older cannot export BERT: perfsuite.paths.model.ONNX_PATHS)."""
+    from dataclasses import replace
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    from perfsuite.paths.onnx import PINNED
+
+    if spec.runtime != "onnxruntime":
+        return spec
+    if exporter is not None:
+        exp = parse_spec(exporter, option)
+        if exp.kind == "python":
+            raise PerfsuiteInputError(f"{option} {exporter!r}: the exporter is installed into the candidate's "
+                                      "environment; give a requirement such as mxnet==1.9.1 or a wheel file")
+    elif baseline.kind in ("requirement", "wheel") and baseline.runtime == "mxnet":
+        exp = baseline
+    else:
+        exp = parse_spec(DEFAULT_EXPORTER, option)
+    version = None
+    if exp.kind == "wheel":
+        from packaging.utils import parse_wheel_filename
+
+        version = parse_wheel_filename(os.path.basename(exp.path or ""))[1]
+    else:
+        pins = [s.version for s in Requirement(exp.requirement or "").specifier if s.operator in ("==", "===")]
+        version = Version(pins[0]) if pins else None
+    if version is None or version < Version("1.9.0"):
+        if exporter is not None:
+            raise PerfsuiteInputError(f"{option} {exporter!r}: exporting BERT to ONNX needs a pinned MXNet >= 1.9.0 "
+                                      "(1.8's exporter has no translation for Embedding, LayerNorm and the "
+                                      "interleaved attention operators)")
+        exp = parse_spec(DEFAULT_EXPORTER, option)
+    onnx_pin = f"onnx=={dict(PINNED)['onnx']}"
+    return replace(spec, extra=(exp.requirement or "", onnx_pin), exporter=exp.label)
 
 
 def envs_dir() -> Path:
@@ -146,11 +209,15 @@ def _sha256_file(path: str) -> str:
 
 
 def _env_key(spec: EnvSpec, installer: str, variant: str = "") -> str:
-    what: Dict[str, Any] = {"spec": spec.requirement, "kind": spec.kind, "python": sys.version, "variant": variant,
+    what: Dict[str, Any] = {"spec": spec.requirement, "extra": list(spec.extra), "kind": spec.kind,
+                            "python": sys.version, "variant": variant,
                             "base_python": os.path.realpath(sys.executable), "companions": list(COMPANIONS),
                             "perfsuite": __version__, "layout": _LAYOUT, "installer": installer}
     if spec.kind == "wheel":
         what["wheel_sha256"] = _sha256_file(spec.path or "")
+    for extra in spec.extra:  # an exporter given as a wheel file
+        if extra.endswith(".whl") and os.path.isfile(extra):
+            what[f"sha256 {os.path.basename(extra)}"] = _sha256_file(extra)
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -170,7 +237,8 @@ class Environment:
     def to_dict(self) -> Dict[str, Any]:
         return {"spec": self.spec.text, "label": self.spec.label, "kind": self.spec.kind, "python": self.python,
                 "root": self.root, "key": self.key, "created": self.created, "seconds": round(self.seconds, 2),
-                "installer": self.installer}
+                "installer": self.installer, "runtime": self.spec.runtime, "extra": list(self.spec.extra),
+                "exporter": self.spec.exporter}
 
 
 def _run(cmd: Sequence[str], what: str, timeout: float, env: Optional[Dict[str, str]] = None) -> str:
@@ -245,7 +313,7 @@ def ensure_environment(spec: EnvSpec, installer: str = "uv", rebuild: bool = Fal
     say(f"building the environment for {spec.label} with {installer} (cached afterwards in {root}) ...")
     try:
         tmp_python = tmp / "bin" / "python"
-        packages = [spec.requirement or "", *COMPANIONS]
+        packages = [spec.requirement or "", *spec.extra, *COMPANIONS]
         if installer == "uv":
             _run([uv or "uv", "venv", "--quiet", "--relocatable", "--python", sys.executable, str(tmp)],
                  f"creating a virtual environment for {spec.label}", 300)

@@ -67,6 +67,7 @@ class GateOptions:
     seed: int = 0
     parity: bool = True
     latency: bool = True
+    exporter: Optional[str] = None  # ONNX Runtime candidate: the MXNet that exports the model (envs.with_exporter)
     threads: Optional[int] = None  # OMP_NUM_THREADS of the workers; None: the caller's, else every usable CPU
     inject_slowdown: float = 0.0  # testing the gate only: the candidate's timed calls are slowed by this fraction
     prepare_timeout_s: float = 900.0
@@ -83,11 +84,15 @@ class GateOutcome:
 # ------------------------------------------------------------------------------------------------ validation
 def validate(opts: GateOptions) -> Tuple[Any, Any, Any]:
     """Check every option before any work; returns (baseline spec, candidate spec, profile)."""
-    from perfsuite.envs import INSTALLERS, check_interpreter, parse_spec
+    from perfsuite.envs import INSTALLERS, check_interpreter, parse_spec, with_exporter
     from perfsuite.workloads import GATE_PROFILES
 
     base = parse_spec(opts.baseline, "--baseline")
-    cand = parse_spec(opts.candidate, "--candidate")
+    cand = parse_spec(opts.candidate, "--candidate", allow_runtime=True)
+    if opts.exporter is not None and cand.runtime != "onnxruntime":
+        raise PerfsuiteInputError(f"--exporter {opts.exporter!r} applies only to an ONNX Runtime candidate "
+                                  f"(onnxruntime==X.Y); the candidate {cand.label} is MXNet")
+    cand = with_exporter(cand, base, opts.exporter)
     if base.requirement == cand.requirement and base.path == cand.path and not opts.allow_same:
         raise PerfsuiteInputError(f"--baseline and --candidate are the same ({base.label}); an A/A check (the same "
                                   "MXNet in two separately built environments) must be asked for with --allow-same")
@@ -236,7 +241,15 @@ class _Gate:
         self.pythonpath = ""
         self.worker_env: Dict[str, str] = {}
         self.workers: List[Any] = []
-        self.compared = len(self.profile.targets)  # workloads runnable on both sides (known after session 1)
+        self.runtime = self.cand_spec.runtime  # "mxnet", or "onnxruntime" (a migration off MXNet)
+        self.targets = self.profile.target_list(self.runtime)
+        self.compared = len(self.targets)  # workloads runnable on both sides (known after session 1)
+        # an ONNX Runtime candidate runs the counterpart of each MXNet path the baseline runs
+        self.path_map: Dict[str, Dict[str, str]] = {"baseline": {}, "candidate": {}}
+        if self.runtime == "onnxruntime":
+            from perfsuite.paths.model import ORT_COUNTERPARTS
+
+            self.path_map["candidate"] = dict(ORT_COUNTERPARTS)
 
     # -------------------------------------------------------------------------------- bookkeeping
     def elapsed(self) -> float:
@@ -284,8 +297,10 @@ class _Gate:
             "status": "running", "started_utc": _utc(), "finished_utc": None, "elapsed_s": 0.0,
             "options": list(opts.argv) if opts.argv is not None else None,
             "config": {**{k: v for k, v in asdict(opts).items() if k != "argv"}, "time_budget_s": self.budget,
-                       "profile_doc": self.profile.doc, "targets": list(self.profile.targets),
-                       "parity_ops": self.profile.parity_ops, "parity_models": list(self.profile.parity_models),
+                       "profile_doc": self.profile.doc, "targets": [t.id for t in self.targets],
+                       "parity_ops": self._parity_ops(), "parity_models": list(self.profile.parity_models),
+                       "candidate_runtime": self.runtime, "exporter": self.cand_spec.exporter,
+                       "candidate_paths": self.path_map["candidate"],
                        "omp_num_threads": threads, "block_target_s": BLOCK_TARGET_S,
                        "pairs_per_session": [MIN_PAIRS, MAX_PAIRS], "session_s": self.profile.session_s},
             "environments": {}, "parity": None, "latency": None, "verdict": None, "errors": []}
@@ -317,29 +332,40 @@ class _Gate:
 
     def _hello(self) -> None:
         ws = {side: self.start_worker(side, "hello") for side in ("baseline", "candidate")}
-        for w in ws.values():
-            w.send({"cmd": "hello"})
+        for side, w in ws.items():
+            w.send({"cmd": "hello", "runtime": self.envs[side].spec.runtime})
         for side, w in ws.items():
             reply = w.receive(_HELLO_TIMEOUT_S, "hello")
             if not reply.get("ok"):
                 raise PerfsuiteInputError(f"{w.name}: MXNet does not work in this environment: {reply.get('error')}")
-            info = {k: reply[k] for k in ("env", "describe", "freeze", "perfsuite_file", "python")}
+            info = {k: reply.get(k) for k in ("env", "describe", "freeze", "perfsuite_file", "python", "onnx")}
             if not str(info["perfsuite_file"]).startswith(self.pythonpath):
                 raise PerfsuiteInputError(f"{w.name} imported perfsuite from {info['perfsuite_file']}, not the staged "
                                           f"copy under {self.pythonpath}")
             self.doc["environments"][side].update(info)
+            o = info.get("onnx") or {}
+            ort = f", onnxruntime {o.get('onnxruntime') or o.get('onnxruntime-gpu')}" if o else ""
             self.say(f"{side}: {info['describe']} (mx {info['env'].get('mxnet_version')}), "
-                     f"MKLDNN {'yes' if (info['env'].get('features') or {}).get('MKLDNN') else 'no'}")
+                     f"MKLDNN {'yes' if (info['env'].get('features') or {}).get('MKLDNN') else 'no'}{ort}")
         self.stop_workers()
+
+    def _parity_ops(self) -> str:
+        # ONNX Runtime runs the whole exported model, not MXNet operators: no op grid on either side
+        return "none" if self.runtime == "onnxruntime" else self.profile.parity_ops
 
     def _parity(self) -> None:
         p = self.profile
-        req = {"cmd": "parity", "ops": p.parity_ops, "models": list(p.parity_models)}
-        self.progress("parity: op grid and whole-model cases in both environments (concurrently) ...", force=True)
+        req: Dict[str, Any] = {"cmd": "parity", "ops": self._parity_ops(), "models": list(p.parity_models)}
+        reqs = {"baseline": dict(req), "candidate": dict(req)}
+        if self.path_map["candidate"]:
+            reqs["baseline"]["paths"] = list(self.path_map["candidate"])
+            reqs["candidate"]["path_map"] = self.path_map["candidate"]
+        what = "whole-model cases" if req["ops"] == "none" else "op grid and whole-model cases"
+        self.progress(f"parity: {what} in both environments (concurrently) ...", force=True)
         t = time.perf_counter()
         ws = {side: self.start_worker(side, "parity") for side in ("baseline", "candidate")}
-        for w in ws.values():
-            w.send(req)
+        for side, w in ws.items():
+            w.send(reqs[side])
         cases = {}
         for side, w in ws.items():
             reply = w.receive(_PARITY_TIMEOUT_S, "parity")
@@ -352,14 +378,14 @@ class _Gate:
         diff = diff_parity(cases["baseline"], cases["candidate"])
         counts = {k: sum(d["kind"] == k for d in diff) for k in PARITY_ORDER}
         self.doc["parity"] = {"seconds": round(time.perf_counter() - t, 1), "counts": counts, "cases": diff,
-                              "request": req}
+                              "request": reqs}
         self.say("parity: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
 
     # -------------------------------------------------------------------------------- latency
     def _latency(self) -> None:
         from perfsuite.workloads import Target
 
-        targets = [_TargetState(t.id) for t in self.profile.target_list()]
+        targets = [_TargetState(t.id) for t in self.targets]
         lat: Dict[str, Any] = {"sessions": [], "targets": {}, "stopped_because": None}
         self.doc["latency"] = lat
         session = 0
@@ -403,8 +429,8 @@ class _Gate:
                 w.receive(_HELLO_TIMEOUT_S, "hello")
             for t in active:  # prepare in both at once: preparation is not timed
                 self.progress(f"session {index + 1}: preparing {t.id}")
-                for w in ws.values():
-                    w.send({"cmd": "prepare", "target": t.id})
+                for side, w in ws.items():
+                    w.send({"cmd": "prepare", "target": t.id, "path_map": self.path_map[side]})
                 replies = {side: w.receive(opts.prepare_timeout_s, f"prepare {t.id}") for side, w in ws.items()}
                 for side, r in replies.items():
                     if not r.get("ok"):

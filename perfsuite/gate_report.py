@@ -78,8 +78,15 @@ def markdown(doc: Dict[str, Any]) -> str:
     v = doc.get("verdict") or {}
     base, cand = _env_line(doc, "baseline"), _env_line(doc, "candidate")
     cfg = doc["config"]
-    lines = [f"# MXNet upgrade gate: {base} → {cand}: **{v.get('word', 'INCOMPLETE')}** "
-             f"(exit {v.get('exit_code', '-')})", ""]
+    ort = cfg.get("candidate_runtime") == "onnxruntime"
+    title = (f"# Migration gate: {base} → {cand} (exported by {cfg.get('exporter')})" if ort
+             else f"# MXNet upgrade gate: {base} → {cand}")
+    lines = [f"{title}: **{v.get('word', 'INCOMPLETE')}** (exit {v.get('exit_code', '-')})", ""]
+    if ort:
+        pairs = ", ".join(f"{k} → {m}" for k, m in (cfg.get("candidate_paths") or {}).items())
+        lines += [f"> The candidate is ONNX Runtime: the baseline's model, exported to ONNX by {cfg.get('exporter')} "
+                  f"in the candidate's environment, run by ONNX Runtime. Each MXNet path is compared with its "
+                  f"counterpart ({pairs}); case and workload names are the baseline's.", ""]
     if cfg.get("inject_slowdown"):
         lines += [f"> **Testing the gate:** the candidate's timed calls were slowed by "
                   f"{cfg['inject_slowdown']:.1%} on purpose (`--inject-slowdown`).", ""]
@@ -130,7 +137,8 @@ def markdown(doc: Dict[str, Any]) -> str:
                       table(["workload", "why"], skipped), ""]
     lines += ["## Environments", ""]
     rows = []
-    for key, label in (("describe", "MXNet"), ("mxnet_version", "mx.__version__"), ("MKLDNN", "MKLDNN/oneDNN"),
+    for key, label in (("describe", "MXNet"), ("mxnet_version", "mx.__version__"), ("onnx", "ONNX Runtime / onnx"),
+                       ("MKLDNN", "MKLDNN/oneDNN"),
                        ("python", "interpreter"), ("created", "environment"), ("cpu_model", "CPU"),
                        ("omp_threads", "OpenMP threads")):
         vals = []
@@ -142,11 +150,16 @@ def markdown(doc: Dict[str, Any]) -> str:
             elif key == "created":
                 vals.append(f"{'built' if e.get('created') else 'reused'} in {e.get('seconds', 0):.1f} s"
                             + (f" ({e.get('installer')})" if e.get("installer") else ""))
+            elif key == "onnx":
+                o = e.get("onnx") or {}
+                ort = o.get("onnxruntime") or o.get("onnxruntime-gpu")
+                vals.append(f"{ort} / {o.get('onnx')}" if ort else "-")
             elif key in ("mxnet_version", "cpu_model", "omp_threads"):
                 vals.append(env.get(key))
             else:
                 vals.append(e.get(key))
-        rows.append([label] + vals)
+        if key != "onnx" or any(v != "-" for v in vals):
+            rows.append([label] + vals)
     lines += [table(["", f"baseline ({base})", f"candidate ({cand})"], rows), ""]
     lines += [f"perfsuite {doc['perfsuite_version']}, profile `{cfg['profile']}` ({cfg['profile_doc']}); "
               f"{doc.get('elapsed_s', 0):.0f} s in all. Every pair, both environments and the installed packages "
@@ -159,7 +172,9 @@ def _investigate(doc: Dict[str, Any]) -> List[str]:
     """For every workload called slower and every parity regression: the command that says which operator."""
     b = (doc["environments"].get("baseline") or {}).get("spec") or _env_line(doc, "baseline")
     c = (doc["environments"].get("candidate") or {}).get("spec") or _env_line(doc, "candidate")
-    cmds = []
+    cmds: List[str] = []
+    if (doc.get("config") or {}).get("candidate_runtime") == "onnxruntime":
+        return []  # explain and bisect compare MXNet builds
     for tid, t in ((doc.get("latency") or {}).get("targets") or {}).items():
         if (t.get("comparison") or {}).get("verdict") == "slower":
             cmds.append(f"perfsuite explain --baseline '{b}' --candidate '{c}' --workload '{tid}'")

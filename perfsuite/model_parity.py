@@ -198,8 +198,9 @@ class ModelResult:
 
 
 def int8_task_applies(case: ModelCase) -> bool:
-    """INT8 is judged on the semantic-search task for real MiniLM weights through the embedding graph."""
-    return case.path == "int8" and case.model == "minilm" and case.task == "embedding"
+    """INT8 (MXNet's, or ONNX Runtime's own) is judged on the semantic-search task for real MiniLM weights through
+    the embedding graph."""
+    return case.path in ("int8", "onnxruntime_int8") and case.model == "minilm" and case.task == "embedding"
 
 
 def int8_calibration(case: ModelCase) -> Batch:

@@ -15,6 +15,7 @@ environment and sends requests with a timeout, so a crash or a hang becomes an e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -57,7 +58,15 @@ def _hello(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     from perfsuite.env import collect_env
 
     info = collect_env()
-    return {"env": info.to_dict(), "describe": info.describe_mxnet(), "freeze": _freeze(),
+    onnx: Optional[Dict[str, Any]] = None
+    if req.get("runtime") == "onnxruntime":  # an ONNX Runtime candidate: its versions, or why it cannot run
+        from perfsuite.paths.onnx import onnx_versions, skip_reason_onnx
+
+        problem = skip_reason_onnx("onnxruntime")
+        if problem:
+            raise PerfsuiteInputError(f"ONNX Runtime cannot run in this environment: {problem}")
+        onnx = dict(onnx_versions())
+    return {"env": info.to_dict(), "describe": info.describe_mxnet(), "freeze": _freeze(), "onnx": onnx,
             "perfsuite_file": perfsuite.__file__, "perfsuite_version": perfsuite.__version__,
             "python": sys.executable, "pid": os.getpid(), "protocol": PROTOCOL_VERSION}
 
@@ -89,14 +98,22 @@ def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 
         from perfsuite.workloads import MODEL_PARITY_SHAPES
 
-        mcases = [ModelCase(m, p, *MODEL_PARITY_SHAPES[m], "text" if m == "minilm" else "random", task=t)
-                  for m in models for p in MODEL_PATHS for t in TASKS if wanted(f"{m}/{p}/{t}")]
+        # path_map (an ONNX Runtime candidate): run path_map[p] and report it under MXNet path p, so the gate
+        # matches it with the baseline's case; paths: only these MXNet paths (the baseline of such a gate)
+        path_map: Dict[str, str] = dict(req.get("path_map") or {})
+        paths = list(path_map) or list(req.get("paths") or MODEL_PATHS)
+        mcases = [ModelCase(m, path_map.get(p, p), *MODEL_PARITY_SHAPES[m], "text" if m == "minilm" else "random",
+                            task=t)
+                  for m in models for p in paths for t in TASKS if wanted(f"{m}/{p}/{t}")]
+        shown = {v: k for k, v in path_map.items()}
         for o in run_model_cases(mcases, lib, passes):
             r = o.result
             detail = o.detail.splitlines()[0][:300] if o.detail else ""
             if o.case.path == "graph_pass" and o.status == "skip" and no_lib:
                 detail = f"perfsuite's pass library cannot be built here: {no_lib}"[:300]
-            model_out.append({"id": f"model:{o.case.id}", "group": f"{o.case.model}/{o.case.path}/{o.case.task}",
+            as_path = shown.get(o.case.path, o.case.path)
+            model_out.append({"id": f"model:{dataclasses.replace(o.case, path=as_path).id}",
+                              "group": f"{o.case.model}/{as_path}/{o.case.task}", "ran_path": o.case.path,
                               "status": o.status, "detail": detail,
                               "worst_ratio": None if r is None or not r.comparisons else r.worst_ratio,
                               "metrics": None if r is None else r.metrics})
@@ -118,6 +135,12 @@ def _prepare(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
         fn, flags = bench.op_callable(op or "", ctx=bench.op_context(op or ""))
     else:
         assert workload is not None
+        path_map: Dict[str, str] = dict(req.get("path_map") or {})
+        if path_map:  # an ONNX Runtime candidate: time the counterpart of the baseline's MXNet path
+            if workload.path not in path_map:
+                return {"skip": f"MXNet path {workload.path} has no ONNX Runtime counterpart (those with one: "
+                                f"{', '.join(f'{k} -> {v}' for k, v in path_map.items())})"}
+            workload = dataclasses.replace(workload, path=path_map[workload.path])
         reason = bench.skip_reason_workload(workload)
         if reason:
             return {"skip": reason}
@@ -131,7 +154,8 @@ def _prepare(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
         _sync()
         one = time.perf_counter() - t1
     state.prepared[target.id] = (fn, flags)
-    return {"skip": None, "prepare_s": time.perf_counter() - t0, "call_s": one, "flags": flags}
+    return {"skip": None, "prepare_s": time.perf_counter() - t0, "call_s": one, "flags": flags,
+            "ran": op if kind == "op" else workload.path}
 
 
 def _sync() -> None:

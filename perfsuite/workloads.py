@@ -16,7 +16,7 @@ from perfsuite.weights import CONFIGS, BertConfig
 
 __all__ = ["SEQ_LENS", "BATCH_SIZES", "TASKS", "Workload", "Profile", "PROFILES", "select", "bert_flops",
            "SPEEDUPS", "CPU_PATHS", "GPU_PATHS", "MODEL_PARITY_SHAPES", "ASV_GRIDS", "asv_params", "Target",
-           "GateProfile", "GATE_PROFILES"]
+           "GateProfile", "GATE_PROFILES", "ORT_PATHS"]
 
 SEQ_LENS: Tuple[int, ...] = (80, 128, 384)
 BATCH_SIZES: Tuple[int, ...] = (1, 4, 8, 16, 32, 64, 128, 300)
@@ -30,6 +30,8 @@ SPEEDUPS: Tuple[Tuple[str, str, str], ...] = (
     ("gpu_fp16", "gpu_fp32", "GPU FP16 vs FP32"),
     ("gpu_fp16_true", "gpu_fp16", "true FP16 vs FP16"),
     ("gpu_fp16", "gpu_fp16_nofusion", "pointwise fusion on vs off"),
+    ("onnxruntime", "exported", "ONNX Runtime vs MXNet (the same exported graph)"),
+    ("onnxruntime_int8", "onnxruntime", "ORT INT8 vs ORT FP32"),
 )
 
 
@@ -94,6 +96,8 @@ class Profile:
 #: The CPU paths timed by the latency grids (each optimization and its baseline: SPEEDUPS).
 CPU_PATHS = ("naive_attention", "hybridized", "onednn", "int8")
 GPU_PATHS = ("gpu_fp32", "gpu_fp16", "gpu_fp16_true", "gpu_fp16_nofusion", "gpu_fp16_unsafe")
+#: ONNX Runtime (the `onnx` extra; `perfsuite run --path exported,onnxruntime,onnxruntime_int8`, pytest --benchmark)
+ORT_PATHS = ("onnxruntime", "onnxruntime_int8", "gpu_onnxruntime")
 
 #: Whole-model parity: the batch size and sequence length each model is checked at (pytest, `perfsuite parity
 #: --model` defaults, `perfsuite run`'s parity summary and the gate). Big enough for padding and several
@@ -213,9 +217,12 @@ class GateProfile:
     parity_models: Tuple[str, ...]  # whole-model parity: each model through every deployment path
     time_budget_s: float  # default --time-budget: the whole gate, parity included
     session_s: float  # measuring time per target and side in one session (sets the pairs per session)
+    #: the targets when the candidate is ONNX Runtime: MXNet paths with an ORT counterpart
+    #: (perfsuite.paths.model.ORT_COUNTERPARTS); the baseline times the MXNet path, the candidate its counterpart
+    ort_targets: Tuple[str, ...] = ()
 
-    def target_list(self) -> List[Target]:
-        return [Target(t) for t in self.targets]
+    def target_list(self, runtime: str = "mxnet") -> List[Target]:
+        return [Target(t) for t in (self.ort_targets if runtime == "onnxruntime" else self.targets)]
 
 
 def _model_target(model: str, path: str, batch: int, seq: int, task: str = "classification") -> str:
@@ -231,7 +238,8 @@ GATE_PROFILES: Dict[str, GateProfile] = {
         GateProfile(
             "tiny", "two ops and the small model: proves the gate end to end in CI (about 3 minutes)",
             ("op:softmax_length", "op:fc_float32", _model_target("small", "hybridized", 8, 64)),
-            parity_ops="quick", parity_models=("small",), time_budget_s=240.0, session_s=1.5),
+            parity_ops="quick", parity_models=("small",), time_budget_s=240.0, session_s=1.5,
+            ort_targets=(_model_target("small", "exported", 8, 64),)),
         GateProfile(
             "quick", "the per-op benchmarks, BERT-base batch 1 (seq 128) and the small model's oneDNN and INT8 "
                      "paths; op parity and whole-model parity of the small model and real MiniLM: about 10 minutes "
@@ -240,7 +248,9 @@ GATE_PROFILES: Dict[str, GateProfile] = {
              "op:fc_float32", "op:fc_float16", _model_target("bert-base", "hybridized", 1, 128),
              _model_target("small", "onednn", 8, 64), _model_target("small", "int8", 8, 64),
              _model_target("bert-base", "gpu_fp16", 1, 128), _model_target("bert-base", "gpu_fp16_true", 1, 128)),
-            parity_ops="all", parity_models=("small", "minilm"), time_budget_s=600.0, session_s=3.0),
+            parity_ops="all", parity_models=("small", "minilm"), time_budget_s=600.0, session_s=3.0,
+            ort_targets=(_model_target("bert-base", "exported", 1, 128), _model_target("bert-base", "exported", 8, 128),
+                         _model_target("small", "int8", 8, 64), _model_target("bert-base", "gpu_fp32", 1, 128))),
         GateProfile(
             "full", "every op benchmark, BERT-base through every CPU and GPU path at batch 1 and 8 (seq 128), "
                     "whole-model parity of small, MiniLM and BERT-base: an hour or more",
@@ -248,6 +258,8 @@ GATE_PROFILES: Dict[str, GateProfile] = {
                                       "layernorm_fp16_safe", "layernorm_fp16_unsafe", "softmax_fp16_safe",
                                       "softmax_fp16_unsafe", "fc_float32", "fc_float16"))
             + tuple(_model_target("bert-base", p, b, 128) for p in CPU_PATHS + GPU_PATHS for b in (1, 8)),
-            parity_ops="all", parity_models=("small", "minilm", "bert-base"), time_budget_s=3600.0, session_s=6.0),
+            parity_ops="all", parity_models=("small", "minilm", "bert-base"), time_budget_s=3600.0, session_s=6.0,
+            ort_targets=tuple(_model_target("bert-base", p, b, 128) for p in ("exported", "int8", "gpu_fp32")
+                              for b in (1, 8))),
     )
 }

@@ -57,10 +57,11 @@ MODEL_PATHS: Dict[str, PathSpec] = {
                  min_version="1.7.0"),
         PathSpec("onnxruntime", "exported graph converted by MXNet's ONNX exporter (mx.onnx.export_model, opset 13 "
                                 "pinned) and run by onnxruntime.InferenceSession, CPUExecutionProvider "
-                                "(perfsuite.paths.onnx)"),
+                                "(perfsuite.paths.onnx)", min_version="1.9.0"),
         PathSpec("onnxruntime_int8", "the onnxruntime path's ONNX model quantized by ONNX Runtime's own "
                                      "quantize_dynamic (INT8 weights, dynamic activations), CPUExecutionProvider; "
-                                     "judged by agreement with FP32", judged_by="agreement"),
+                                     "judged by agreement with FP32", judged_by="agreement",
+                 min_version="1.9.0"),
         PathSpec("gpu_fp32", "hybridized on mx.gpu(0), FP32", device="gpu"),
         PathSpec("gpu_fp16", "cast('float16') on GPU with MXNET_SAFE_ACCUMULATION=1 (FP32 accumulation)",
                  device="gpu", dtype="float16", flags=(("MXNET_SAFE_ACCUMULATION", "1"), ("MXNET_FC_TRUE_FP16", "0"))),
@@ -72,7 +73,7 @@ MODEL_PATHS: Dict[str, PathSpec] = {
         PathSpec("gpu_fp16_nofusion", "as gpu_fp16 with pointwise fusion off (MXNET_USE_FUSION=0)", device="gpu",
                  dtype="float16", flags=(("MXNET_SAFE_ACCUMULATION", "1"), ("MXNET_USE_FUSION", "0"))),
         PathSpec("gpu_onnxruntime", "the onnxruntime path's ONNX model on ONNX Runtime's CUDAExecutionProvider "
-                                    "(needs onnxruntime-gpu), FP32", device="gpu"),
+                                    "(needs onnxruntime-gpu), FP32", device="gpu", min_version="1.9.0"),
     )
 }
 
@@ -100,6 +101,12 @@ INT8_DEFAULT = "smart-channel-gluonnlp"
 def skip_reason_path(path: str, info: Optional[_env.EnvInfo] = None) -> Optional[str]:
     """Why `path` cannot run on this installation, naming what is missing; None when it can."""
     spec = _spec(path)
+    if path in ONNX_PATHS:
+        from perfsuite.paths.onnx import skip_reason_onnx
+
+        reason = skip_reason_onnx(path)
+        if reason:
+            return reason
     info = info or _env.collect_env()
     if spec.device == "gpu":
         reason = _env.skip_reason_gpu(info)
@@ -127,6 +134,19 @@ def check_selection(model: str, path: str, batch: int, seq_len: int) -> None:
     max_len = CONFIGS[model].max_length
     if not isinstance(seq_len, int) or not 2 <= seq_len <= max_len:
         raise PerfsuiteInputError(f"sequence length {seq_len!r}: allowed 2 <= seq_len <= {max_len}")
+
+
+#: The ONNX Runtime path that stands in for an MXNet path when the gate's candidate is ONNX Runtime (a migration
+#: off MXNet): the deployed graph (export() + SymbolBlock.imports, as GluonNLP's deploy.py) -> that graph exported
+#: to ONNX and run by ORT; MXNet's oneDNN INT8 -> ORT's own dynamic INT8 of the export; GPU FP32 -> ORT's CUDA
+#: provider. MXNet-only paths (naive attention, oneDNN FP32 fusion, graph passes, FP16 variants) have none.
+ORT_COUNTERPARTS: Dict[str, str] = {"exported": "onnxruntime", "int8": "onnxruntime_int8",
+                                    "gpu_fp32": "gpu_onnxruntime"}
+
+#: the paths served by ONNX Runtime from MXNet's ONNX export (perfsuite.paths.onnx; the `onnx` extra). They need
+#: MXNet >= 1.9.0: 1.8's exporter (mx.contrib.onnx) has no translation for Embedding, LayerNorm, SequenceMask,
+#: _contrib_arange_like or the interleaved attention operators, so it cannot export BERT.
+ONNX_PATHS = ("onnxruntime", "onnxruntime_int8", "gpu_onnxruntime")
 
 
 def _spec(path: str) -> PathSpec:
@@ -324,7 +344,7 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
             info["pass_library"] = str(pass_library)
             info["pass_child_seconds"] = round(res.wall_seconds, 3)
             info["pass_nodes"] = {"before": res.nodes_before, "after": res.nodes_after}
-        elif path in ("onnxruntime", "onnxruntime_int8", "gpu_onnxruntime"):
+        elif path in ONNX_PATHS:
             from perfsuite.paths.onnx import prepare_onnxruntime
 
             return prepare_onnxruntime(path, block, nd(ex_np), workdir, task, info, int8_config=int8_config)

@@ -21,9 +21,19 @@ Facts this module relies on (read in MXNet 1.9.1's ``mxnet/onnx/mx2onnx`` and 1.
   and the checker's context for the duration of the call. The exported graph is byte-identical to the one
   ``mx.onnx.export_model`` writes unpatched with onnx 1.12.0 on Python 3.10 (checked for the classification graph
   of the small model); only the declared opset differs (13 instead of 17).
-* MXNet 1.8 and older have only ``mx.contrib.onnx.export_model`` (static shapes, no translation for LayerNorm,
-  the interleaved attention ops or SequenceMask): it cannot export GluonNLP BERT; :func:`export_onnx` raises its
-  error, so each case says so.
+* MXNet 1.8 and older have only ``mx.contrib.onnx.export_model`` (static shapes; 1.8.0.post0 has no translation
+  for Embedding, LayerNorm, SequenceMask, the interleaved attention ops, _contrib_arange_like, broadcast_axis,
+  stack, zeros_like): it cannot export GluonNLP BERT; :func:`export_onnx` raises its error with the list of
+  untranslated op types, so each case says so.
+* MXNet's exporter lists every weight as a graph input too; ONNX Runtime then cannot treat them as constants (it
+  warns and names its remove_initializer_from_input.py tool). The served model has them removed
+  (:func:`serve_model`); values are unchanged.
+* With onnx installed, ``import mxnet`` (1.9.1) imports it (the exporter registers its translations at import);
+  perfsuite itself imports onnx and onnxruntime only inside functions.
+
+The ONNX Runtime session (:func:`session_options`): CPUExecutionProvider (CUDAExecutionProvider first for
+gpu_onnxruntime), ORT_ENABLE_ALL graph optimizations, sequential execution, one inter-op thread and as many
+intra-op threads as MXNet's OpenMP threads here (PERFSUITE_ORT_THREADS overrides); all recorded in Runner.info.
 
 The pinned versions (:data:`PINNED`) are installed by perfsuite's ``onnx`` extra: ``pip install '.[onnx]'``.
 """
@@ -44,10 +54,10 @@ import numpy as np
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.paths.model import INPUT_NAMES, Runner
 
-__all__ = ["ONNX_OPSET", "PINNED", "INSTALL", "ONNX_PATHS", "ORT_INT8_CONFIGS", "ORT_INT8_DEFAULT",
+__all__ = ["ONNX_OPSET", "PINNED", "INSTALL", "PROVIDERS", "ORT_INT8_CONFIGS", "ORT_INT8_DEFAULT",
            "OnnxRuntimeRunner", "skip_reason_onnx", "onnx_versions", "pinned_opset", "export_onnx",
            "export_block", "session_options", "make_session", "quantize_onnx", "prepare_onnxruntime", "ort_threads",
-           "runner_from_onnx"]
+           "runner_from_onnx", "remove_initializers_from_inputs", "serve_model"]
 
 #: The opset perfsuite exports at: the newest one MXNet 1.9.1's exporter has translations for (opset 12 and 13
 #: tables in mxnet/onnx/mx2onnx/_op_translations).
@@ -59,27 +69,36 @@ ONNX_OPSET = 13
 PINNED: Tuple[Tuple[str, str], ...] = (("onnx", "1.17.0"), ("onnxruntime", "1.22.1"))
 
 #: What to install when onnx or onnxruntime is missing.
-INSTALL = ("pip install '.[onnx]' from a perfsuite checkout (installs onnx==1.17.0 and onnxruntime==1.22.1), or "
-           "pip install onnx==1.17.0 onnxruntime==1.22.1 numpy==1.23.5")
+INSTALL = ("pip install '.[onnx]' in a perfsuite checkout (with its MXNet extra: '.[cpu,onnx]'; installs onnx==1.17.0 "
+           "and onnxruntime==1.22.1), or pip install onnx==1.17.0 onnxruntime==1.22.1 numpy==1.23.5")
 
-#: The ONNX Runtime paths perfsuite.paths.model.MODEL_PATHS registers, and their execution providers.
-ONNX_PATHS: Dict[str, Tuple[str, ...]] = {
+#: The execution providers of each ONNX Runtime path (perfsuite.paths.model.ONNX_PATHS).
+PROVIDERS: Dict[str, Tuple[str, ...]] = {
     "onnxruntime": ("CPUExecutionProvider",),
     "onnxruntime_int8": ("CPUExecutionProvider",),
     "gpu_onnxruntime": ("CUDAExecutionProvider", "CPUExecutionProvider"),
 }
 
-#: ONNX Runtime's own INT8: onnxruntime.quantization.quantize_dynamic of the exported FP32 model (weights
-#: quantized offline, activations per call; no calibration). The default was chosen by the semantic-search task
-#: (perfsuite.int8_task) on real MiniLM weights.
+#: ONNX Runtime's own INT8: onnxruntime.quantization.quantize_dynamic of the served FP32 model (weights quantized
+#: offline, activations per call; no calibration). The default was chosen by the semantic-search task
+#: (perfsuite.int8_task, 1,500 pydoc sentences, MiniLM): nDCG@10 0.9875 for ORT's defaults (per-tensor QInt8:
+#: fails the 0.99 criterion), 0.9973 per channel, 0.9940 QUInt8, 0.9970 per channel after pre-processing, which
+#: also quantizes the QKV projection and was the fastest (1.97x [1.40, 2.77] vs ORT FP32 at batch 8, seq 64, on 2
+#: busy cores; MXNet's INT8 was 2.72x [2.19, 3.37] vs the same ORT FP32).
 ORT_INT8_CONFIGS: Dict[str, Dict[str, Any]] = {
     "dynamic-qint8": dict(weight_type="QInt8", per_channel=False, reduce_range=False),
     "dynamic-qint8-per-channel": dict(weight_type="QInt8", per_channel=True, reduce_range=False),
     "dynamic-quint8": dict(weight_type="QUInt8", per_channel=False, reduce_range=False),
     "dynamic-qint8-matmul-only": dict(weight_type="QInt8", per_channel=False, reduce_range=False,
                                       op_types_to_quantize=["MatMul"]),
+    # ORT's recommended pre-processing first (quant_pre_process: ORT graph optimizations and ONNX shape inference;
+    # its symbolic shape inference fails on MXNet's export, "Incomplete symbolic shape inference", so it is skipped):
+    # constant-folding the interleaved QKV weight MXNet assembles in the graph lets quantize_dynamic quantize the QKV
+    # projection too (24 MatMulInteger for MiniLM's 6 layers instead of 18)
+    "dynamic-qint8-per-channel-preprocessed": dict(weight_type="QInt8", per_channel=True, reduce_range=False,
+                                                   preprocess=True),
 }
-ORT_INT8_DEFAULT = "dynamic-qint8"
+ORT_INT8_DEFAULT = "dynamic-qint8-per-channel-preprocessed"
 
 _OPSET_LOCK = threading.Lock()
 
@@ -103,14 +122,21 @@ def _version_tuple(v: str) -> Tuple[int, ...]:
     return tuple(Version(v).release)
 
 
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules[module] is None (imports of it blocked)
+        return False
+
+
 def skip_reason_onnx(path: str = "onnxruntime") -> Optional[str]:
     """Why the ONNX Runtime path `path` cannot run here (what to install), or None.
 
     Whether this MXNet's exporter can export a task graph is not decided here: preparing the path runs the exporter
     and raises its error (MXNet 1.8 and older cannot export BERT), so each case reports it."""
-    if path not in ONNX_PATHS:
-        raise PerfsuiteInputError(f"unknown ONNX Runtime path {path!r}; allowed: {', '.join(ONNX_PATHS)}")
-    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if path not in PROVIDERS:
+        raise PerfsuiteInputError(f"unknown ONNX Runtime path {path!r}; allowed: {', '.join(PROVIDERS)}")
+    missing = [m for m in ("onnx", "onnxruntime") if not _importable(m)]
     if missing:
         return f"needs {' and '.join(missing)} for the {path} path: {INSTALL}"
     versions = onnx_versions()
@@ -193,12 +219,14 @@ def export_onnx(symbol_file: str, params_file: str, onnx_file: str, in_shapes: S
                 dynamic = False
     except Exception as exc:  # the exporter's own error is the finding: say which exporter and what it said
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-        msg = lines[0] if lines else ""
+        msg = lines[0].rstrip(".") if lines else ""
         if "Context:" in str(exc) or len(lines) > 1:  # onnx checker: keep the node context
             msg = " ".join(ln.strip() for ln in lines[:3])
+        missing = _untranslated_ops(symbol_file, opset)
         raise PerfsuiteInputError(f"MXNet {mx.__version__}'s ONNX exporter ({name}, opset {opset}, onnx "
                                   f"{onnx.__version__}) cannot export this graph: {type(exc).__name__}: "
-                                  f"{msg}"[:600]) from None
+                                  f"{msg}"[:600] + (f"; op types of the graph it has no translation for: "
+                                                    f"{', '.join(missing)}" if missing else "")) from None
     seconds = time.perf_counter() - t0
     model = onnx.load(onnx_file, load_external_data=False)
     declared = {o.domain or "ai.onnx": o.version for o in model.opset_import}
@@ -207,10 +235,35 @@ def export_onnx(symbol_file: str, params_file: str, onnx_file: str, in_shapes: S
     ops: Dict[str, int] = {}
     for node in model.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    initializers = {i.name for i in model.graph.initializer}
     return {"exporter": name, "mxnet": mx.__version__, "onnx": onnx.__version__, "opset": opset,
             "ir_version": model.ir_version, "dynamic_shapes": dynamic, "export_s": round(seconds, 3),
             "onnx_nodes": len(model.graph.node), "onnx_ops": dict(sorted(ops.items())),
+            # MXNet's exporter also lists every weight as a graph input (ORT then may not constant-fold them; kept
+            # as exported: removing them changed nothing measurable for MiniLM at batch 8, seq 64)
+            "graph_inputs": [i.name for i in model.graph.input if i.name not in initializers],
+            "initializers_in_graph_inputs": sum(1 for i in model.graph.input if i.name in initializers),
             "onnx_bytes": os.path.getsize(onnx_file), "onnx_file": onnx_file}
+
+
+def _untranslated_ops(symbol_file: str, opset: int) -> List[str]:
+    """The op types of a symbol JSON that this MXNet's ONNX exporter has no translation for (up to `opset`)."""
+    import json
+
+    try:
+        with open(symbol_file) as fh:
+            ops = {n["op"] for n in json.load(fh)["nodes"] if n["op"] != "null"}
+        try:  # 1.9.x: {opset: {op: translation}}
+            from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+
+            known = set().union(*(set(MXNetGraph.registry_.get(v, {})) for v in range(opset, 11, -1)))
+        except ImportError:  # 1.8 and older: {op: translation}
+            from mxnet.contrib.onnx.mx2onnx.export_onnx import MXNetGraph
+
+            known = set(MXNetGraph.registry_)
+    except Exception:  # only an explanation: never hide the exporter's own error
+        return []
+    return sorted(ops - known)
 
 
 def export_block(block: Any, example: Sequence[Any], workdir: str, name: str = "bert",
@@ -288,6 +341,38 @@ def make_session(model: Any, providers: Sequence[str] = ("CPUExecutionProvider",
     return sess, info
 
 
+def remove_initializers_from_inputs(model: Any) -> int:
+    """Drop from a ModelProto's graph inputs every name that is also an initializer; returns how many.
+
+    MXNet's exporter lists every weight as a graph input as well as an initializer. ONNX Runtime then treats the
+    weights as overridable inputs, not constants: no constant folding (MXNet assembles the interleaved QKV weight in
+    the graph, so that runs on every call) and a warning at session creation that names this fix (its
+    onnxruntime/tools/python/remove_initializer_from_input.py, which does what this does). The weights' values are
+    unchanged; BERT-base at batch 1, sequence 128 ran 23 % faster with the fix here (alternated, 2 cores)."""
+    initializers = {i.name for i in model.graph.initializer}
+    keep = [i for i in model.graph.input if i.name not in initializers]
+    removed = len(model.graph.input) - len(keep)
+    if removed:
+        del model.graph.input[:]
+        model.graph.input.extend(keep)
+    return removed
+
+
+def serve_model(onnx_file: str, out_file: str) -> Dict[str, Any]:
+    """The exported ONNX model prepared for ONNX Runtime as ORT asks (remove_initializers_from_inputs), saved to
+    out_file; returns what was done."""
+    import onnx
+
+    t0 = time.perf_counter()
+    model = onnx.load(onnx_file)
+    removed = remove_initializers_from_inputs(model)
+    onnx.save(model, out_file)
+    return {"onnx_file": out_file, "initializers_removed_from_graph_inputs": removed,
+            "serve_s": round(time.perf_counter() - t0, 3),
+            "how": "weights listed as graph inputs by MXNet's exporter removed from the inputs (ONNX Runtime's "
+                   "remove_initializer_from_input.py), so ORT treats them as constants"}
+
+
 def quantize_onnx(onnx_file: str, out_file: str, config: str = ORT_INT8_DEFAULT) -> Dict[str, Any]:
     """ONNX Runtime's own INT8: quantize_dynamic of the exported FP32 model with ORT_INT8_CONFIGS[config]."""
     import onnx
@@ -299,6 +384,12 @@ def quantize_onnx(onnx_file: str, out_file: str, config: str = ORT_INT8_DEFAULT)
     settings = dict(ORT_INT8_CONFIGS[config])
     settings["weight_type"] = getattr(QuantType, settings["weight_type"])
     t0 = time.perf_counter()
+    if settings.pop("preprocess", False):
+        from onnxruntime.quantization import quant_pre_process
+
+        pre_file = out_file[: -len(".onnx")] + "-preprocessed.onnx" if out_file.endswith(".onnx") else out_file + ".pre"
+        quant_pre_process(onnx_file, pre_file, skip_symbolic_shape=True)
+        onnx_file = pre_file
     quantize_dynamic(onnx_file, out_file, **settings)
     seconds = time.perf_counter() - t0
     ops: Dict[str, int] = {}
@@ -307,8 +398,10 @@ def quantize_onnx(onnx_file: str, out_file: str, config: str = ORT_INT8_DEFAULT)
     quantized = {k: v for k, v in ops.items() if "Integer" in k or "Quant" in k}
     if not quantized:
         raise PerfsuiteInputError(f"quantize_dynamic ({config}) wrote a model without integer ops: INT8 did not run")
-    shown = ", ".join(f"{k}={v!r}" for k, v in ORT_INT8_CONFIGS[config].items())
-    return {"int8_config": config, "quantization": f"{config}: onnxruntime.quantization.quantize_dynamic({shown})",
+    shown = ", ".join(f"{k}={v!r}" for k, v in ORT_INT8_CONFIGS[config].items() if k != "preprocess")
+    pre = ("quant_pre_process(skip_symbolic_shape=True), then "
+           if ORT_INT8_CONFIGS[config].get("preprocess") else "")
+    return {"int8_config": config, "quantization": f"{config}: onnxruntime.quantization.{pre}quantize_dynamic({shown})",
             "quantize_s": round(seconds, 3), "quantized_nodes": quantized}
 
 
@@ -337,7 +430,7 @@ def runner_from_onnx(path: str, model: Any, task: str, info: Optional[Dict[str, 
         if not isinstance(model, onnx.ModelProto):
             model = onnx.load(os.fspath(model))
         transform(model)
-    sess, sinfo = make_session(model, ONNX_PATHS[path])
+    sess, sinfo = make_session(model, PROVIDERS[path])
     info = dict(info or {})
     info["session"] = sinfo
     # the threads ORT computes with, recorded where OpenMP threads are (perfsuite.bench.measure's path_info)
@@ -353,8 +446,9 @@ def prepare_onnxruntime(path: str, block: Any, example: Sequence[Any], workdir: 
                         info: Optional[Dict[str, Any]] = None, int8_config: Optional[str] = None,
                         transform: Optional[Callable[[Any], None]] = None) -> OnnxRuntimeRunner:
     """The ONNX Runtime deployment of a GluonNLP task graph (perfsuite.paths.model.prepare's branch for the paths of
-    ONNX_PATHS): hybridize, export JSON + params, export to ONNX with MXNet's exporter at the pinned opset,
-    quantize with quantize_dynamic for onnxruntime_int8, and open an InferenceSession with the path's providers."""
+    ONNX_PATHS): hybridize, export JSON + params, export to ONNX with MXNet's exporter at the pinned opset, take the
+    weights out of the graph inputs as ORT asks (serve_model), quantize with quantize_dynamic for onnxruntime_int8,
+    and open an InferenceSession with the path's providers."""
     reason = skip_reason_onnx(path)
     if reason:
         raise PerfsuiteInputError(f"path {path!r} cannot run here: {reason}")
@@ -362,9 +456,23 @@ def prepare_onnxruntime(path: str, block: Any, example: Sequence[Any], workdir: 
     block.hybridize(static_alloc=True, static_shape=True)
     export = export_block(block, example, workdir)
     info["export"] = export
-    onnx_file = export["onnx_file"]
+    served = serve_model(export["onnx_file"], os.path.join(workdir, "bert-ort.onnx"))
+    info["served_model"] = served
+    onnx_file = served["onnx_file"]
     if path == "onnxruntime_int8":
         q_file = os.path.join(workdir, "bert-int8.onnx")
         info.update(quantize_onnx(onnx_file, q_file, int8_config or ORT_INT8_DEFAULT))
         onnx_file = q_file
-    return runner_from_onnx(path, onnx_file, task, info, transform=transform)
+    info["onnx_file"] = onnx_file  # the model the session runs: the one file kept in workdir
+    runner = runner_from_onnx(path, onnx_file, task, info, transform=transform)
+    # the intermediates (MXNet's JSON + params, the raw export, the FP32 and pre-processed models of the INT8 path)
+    # are 1-3x the model's size each (BERT-base: 440 MB): removed once the session holds the model
+    removed = []
+    made = [os.path.join(workdir, n) for n in ("bert-symbol.json", "bert-0000.params", "bert.onnx", "bert-ort.onnx",
+                                                "bert-int8-preprocessed.onnx")]
+    for f in made:  # only the files this function wrote
+        if os.path.abspath(f) != os.path.abspath(onnx_file) and os.path.isfile(f):
+            os.remove(f)
+            removed.append(os.path.basename(f))
+    runner.info["removed_intermediates"] = removed
+    return runner

@@ -31,7 +31,7 @@ from perfsuite.bench import environment_meta, runner_for, skip_reason_workload, 
 from perfsuite.paths.model import MODEL_PATHS, to_outputs
 from perfsuite.pytest_plugin import benchmarks_timed
 from perfsuite.timing import _contaminated, _own_cpu_s, _system_busy_s
-from perfsuite.workloads import GPU_PATHS, PROFILES, Workload, select
+from perfsuite.workloads import GPU_PATHS, ORT_PATHS, PROFILES, Workload, select
 
 pytestmark = [
     pytest.mark.latency,
@@ -44,12 +44,13 @@ ARGNAMES = ("model", "path", "task", "batch", "seq_len")
 
 
 def workloads(timed_run: bool) -> List[Tuple[str, Workload]]:
-    """(profile label, workload) pairs this run benchmarks; GPU paths included (they skip on CPU builds)."""
+    """(profile label, workload) pairs this run benchmarks; GPU paths included (they skip on CPU builds), and the
+    ONNX Runtime paths (they skip without the `onnx` extra); timed runs add `exported`, ORT's MXNet counterpart."""
     if timed_run:
         quick = PROFILES["quick"]
-        return [("quick", w) for w in select("quick", paths=quick.paths + GPU_PATHS)]
+        return [("quick", w) for w in select("quick", paths=("exported",) + quick.paths + GPU_PATHS + ORT_PATHS)]
     smoke = PROFILES["smoke"]
-    picked = [("smoke", w) for w in select("smoke", paths=smoke.paths + GPU_PATHS)]
+    picked = [("smoke", w) for w in select("smoke", paths=smoke.paths + GPU_PATHS + ORT_PATHS)]
     picked.append(("smoke", Workload("bert-base", "hybridized", "classification", 1, 128)))
     return picked
 

@@ -16,7 +16,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from perfsuite import cli, gate, gate_report
-from perfsuite.envs import parse_spec
+from perfsuite.bench import skip_reason_op
+from perfsuite.env import skip_reason_gpu
+from perfsuite.envs import parse_spec, with_exporter
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.workloads import GATE_PROFILES, GateProfile, Target
 from perfsuite.worker import WorkerError, WorkerProcess
@@ -200,7 +202,9 @@ def test_worker_answers_and_survives_bad_requests():
         with pytest.raises(PerfsuiteInputError, match="unknown op benchmark 'nope'"):
             w.request({"cmd": "prepare", "target": "op:nope"}, 30)
         r = w.request({"cmd": "prepare", "target": "op:fc_float16"}, 60)
-        assert "needs a CUDA build" in (r["skip"] or "") or r["skip"] is None
+        assert r["skip"] == skip_reason_op("fc_float16")  # the exact reason on CPU builds, None on a GPU host
+        if skip_reason_gpu():
+            assert r["skip"].endswith(skip_reason_gpu())
         r = w.request({"cmd": "prepare", "target": "op:softmax_mask"}, 120)
         assert r["skip"] is None and r["call_s"] > 0
         t = w.request({"cmd": "time", "target": "op:softmax_mask", "calls": 2}, 60)
@@ -255,7 +259,11 @@ def test_aa_gate_finds_no_change_and_injected_slowdown_fails_it(test_profile, tm
     assert code == 0, printed.out
     assert fc["comparison"]["verdict"] == "no change" and fc["comparison"]["sessions"] >= 6
     assert doc["parity"]["counts"]["regression"] == 0 and doc["parity"]["counts"]["both pass"] > 0
-    assert "skip" in doc["latency"]["targets"]["op:fc_float16"] or True
+    gpu_missing = skip_reason_op("fc_float16")
+    if gpu_missing:  # float16 GEMMs run only on CUDA builds: both sides skip with the reason, and it is shown
+        assert doc["latency"]["targets"]["op:fc_float16"]["skip"] == {"baseline": gpu_missing,
+                                                                      "candidate": gpu_missing}
+        assert "op:fc_float16" in (out / "summary.md").read_text().split("Workloads not compared")[1]
     pairs = fc["pairs"]
     firsts = [p["first"] for p in pairs]
     assert firsts.count("baseline") == firsts.count("candidate")  # counterbalanced
@@ -301,3 +309,76 @@ def test_every_gate_profile_names_valid_targets():
         Target("bert")
     with pytest.raises(PerfsuiteInputError, match="expected model:MODEL/PATH/TASK/bBATCH/LSEQ"):
         Target("model:bert-base/hybridized")
+
+
+# ------------------------------------------------------------------------------------------------ ONNX Runtime candidate
+def test_onnxruntime_is_a_candidate_only_and_gets_an_mxnet_that_can_export(tmp_path):
+    cand = parse_spec("onnxruntime==1.22.1", "--candidate", allow_runtime=True)
+    assert cand.runtime == "onnxruntime" and cand.dist == "onnxruntime"
+    with pytest.raises(PerfsuiteInputError, match="ONNX Runtime can only be the candidate"):
+        parse_spec("onnxruntime==1.22.1", "--baseline")
+    with pytest.raises(PerfsuiteInputError, match="names no version; pin one, e.g. onnxruntime==1.22.1"):
+        parse_spec("onnxruntime", "--candidate", allow_runtime=True)
+    # the baseline's MXNet exports when it can (>= 1.9.0); 1.8 and older cannot export BERT: the default then
+    assert with_exporter(cand, parse_spec("mxnet==1.9.0")).extra == ("mxnet==1.9.0", "onnx==1.17.0")
+    assert with_exporter(cand, parse_spec("mxnet==1.8.0.post0")).exporter == "mxnet==1.9.1"
+    assert with_exporter(cand, parse_spec(HERE_PY)).exporter == "mxnet==1.9.1"
+    assert with_exporter(cand, parse_spec("mxnet==1.7.0.post2"), "mxnet==1.9.0").exporter == "mxnet==1.9.0"
+    with pytest.raises(PerfsuiteInputError, match="--exporter 'mxnet==1.8.0.post0': exporting BERT to ONNX needs"):
+        with_exporter(cand, parse_spec("mxnet==1.9.1"), "mxnet==1.8.0.post0")
+    with pytest.raises(PerfsuiteInputError, match="--exporter 'python:.*installed into the candidate's environment"):
+        with_exporter(cand, parse_spec("mxnet==1.9.1"), HERE_PY)
+    mx = parse_spec("mxnet==1.9.1")
+    assert with_exporter(mx, mx) is mx  # an MXNet candidate is left alone
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--baseline", "onnxruntime==1.22.1", "--candidate", "mxnet==1.9.1"], "ONNX Runtime can only be the candidate"),
+    (["--baseline", "mxnet==1.8.0.post0", "--candidate", "mxnet==1.9.1", "--exporter", "mxnet==1.9.1"],
+     "--exporter 'mxnet==1.9.1' applies only to an ONNX Runtime candidate"),
+])
+def test_bad_onnxruntime_gates_exit_2_before_any_work(argv, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PERFSUITE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["gate", *argv]) == cli.EXIT_USAGE
+    assert needle in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "results").exists()
+
+
+def test_onnxruntime_targets_have_counterparts():
+    from perfsuite.paths.model import MODEL_PATHS, ORT_COUNTERPARTS, ONNX_PATHS
+
+    assert set(ORT_COUNTERPARTS.values()) == set(ONNX_PATHS)
+    assert all(MODEL_PATHS[m].device == MODEL_PATHS[o].device for m, o in ORT_COUNTERPARTS.items())
+    for p in GATE_PROFILES.values():
+        ts = p.target_list("onnxruntime")
+        assert ts and all(t.kind == "model" and t.parts()[2].path in ORT_COUNTERPARTS for t in ts)
+
+
+def test_worker_runs_the_onnxruntime_counterpart_under_the_mxnet_name():
+    """The candidate side of a migration gate: the worker runs ORT and reports under the baseline's MXNet names."""
+    from perfsuite.paths.model import ORT_COUNTERPARTS, skip_reason_path
+
+    reason = skip_reason_path("onnxruntime")
+    if reason:
+        pytest.skip(reason)
+    w = WorkerProcess(sys.executable, "ORT worker")
+    try:
+        hello = w.request({"cmd": "hello", "runtime": "onnxruntime"}, 120)
+        assert hello["onnx"]["onnxruntime"] and hello["onnx"]["onnx"]
+        target = "model:small/exported/classification/b2/L16"
+        r = w.request({"cmd": "prepare", "target": target, "path_map": ORT_COUNTERPARTS}, 300)
+        assert r["skip"] is None and r["ran"] == "onnxruntime" and r["call_s"] > 0
+        assert w.request({"cmd": "time", "target": target, "calls": 2}, 60)["wall_s"] > 0
+        r = w.request({"cmd": "prepare", "target": "model:small/onednn/classification/b2/L16",
+                       "path_map": ORT_COUNTERPARTS}, 60)
+        assert r["skip"].startswith("MXNet path onednn has no ONNX Runtime counterpart")
+        r = w.request({"cmd": "prepare", "target": target}, 300)  # no map: the MXNet path itself
+        assert r["ran"] == "exported"
+        par = w.request({"cmd": "parity", "ops": "none", "models": ["small"], "groups": ["small/exported/qa"],
+                         "path_map": ORT_COUNTERPARTS}, 600)
+        [case] = par["cases"]
+        assert case["id"] == "model:small-exported-qa-b4-L64-random-s0" and case["ran_path"] == "onnxruntime"
+        assert case["status"] == "pass" and "small-onnxruntime-qa" in case["detail"]
+    finally:
+        w.close()
