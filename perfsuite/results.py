@@ -23,7 +23,7 @@ def write_text_atomic(path: PathLike, text: str) -> Path:
     """Write text to a temporary file in the same folder, fsync it, then rename it over `path` (the one atomic
     writer: JSON results, reports, summaries and JUnit files all go through it)."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent  # Path("r.json").parent is Path(".")
     if not folder.is_dir():
         raise PerfsuiteInputError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)

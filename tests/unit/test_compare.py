@@ -75,3 +75,49 @@ def test_assert_within_raises_with_the_explanation():
     assert assert_within(np.ones(3), np.ones(3), 0.0).passed
     with pytest.raises(ParityError, match=r"worst element \(2,\)"):
         assert_within(np.array([1.0, 1.0, 3.0]), np.ones(3), 0.5)
+
+
+def test_nan_where_the_reference_is_finite_fails_and_counts():
+    # NaN minus a finite number is NaN, which the "both NaN" rule would otherwise forgive
+    r = compare(np.array([1.0, np.nan, 3.0]), np.array([1.0, 2.0, 3.0]), 1e-3)
+    assert not r.passed and r.nonfinite == 1 and r.worst_index == (1,)
+    assert r.worst_error == np.inf and r.worst_ratio == np.inf and r.max_abs_error == 0.0
+    all_bad = compare(np.array([np.nan, np.inf]), np.array([1.0, 2.0]), 1.0)
+    assert all_bad.max_abs_error == np.inf and all_bad.nonfinite == 2 and all_bad.mismatch_fraction == 1.0
+    nan_both = compare(np.array([np.nan, 1.5]), np.array([np.nan, 1.0]), 1.0)
+    assert nan_both.passed and nan_both.max_abs_error == 0.5 and nan_both.worst_index == (1,)
+
+
+def test_empty_outputs_pass_as_a_complete_record():
+    from perfsuite.compare import Comparison
+
+    r = compare(np.zeros((0, 3)), np.zeros((0, 3)), 1.0, name="start_logits", context={"batch": 0})
+    assert r == Comparison("start_logits", True, (0, 3), None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, {"batch": 0})
+    one = compare(np.array([2.0]), np.array([1.0]), 0.5)  # one element is not "empty"
+    assert not one.passed and one.worst_ratio == 2.0
+
+
+def test_shape_mismatch_record_fields():
+    from perfsuite.compare import Comparison
+
+    r = compare(np.ones(2), np.ones(3), 1.0, name="y", context={"k": 1})
+    assert r == Comparison("y", False, (3,), None, r.worst_actual, r.worst_expected, np.inf, 0.0, np.inf, np.inf,
+                           1.0, 0, {"k": 1}, reason="shape mismatch: actual (2,) vs expected (3,)")
+    assert np.isnan(r.worst_actual) and np.isnan(r.worst_expected)
+    assert r.to_dict()["message"] == "FAIL y: shape mismatch: actual (2,) vs expected (3,) [k=1]"
+
+
+def test_differences_are_taken_in_float64_whatever_the_inputs_dtype():
+    # float32(1e8) - float32(1) is 1e8 in float32 arithmetic but 99,999,999 in float64: the bound sits between
+    a, e = np.array([1e8], dtype=np.float32), np.array([1.0], dtype=np.float32)
+    assert compare(a, e, 99_999_999.5).passed
+    assert compare(a, e, 99_999_999.5).worst_error == 99_999_999.0
+
+
+def test_a_zero_bound_with_an_error_is_an_infinite_ratio_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's divide-by-zero / invalid warnings must not leak to users
+        r = compare(np.array([1.0, 0.0]), np.array([0.0, 0.0]), 0.0)
+    assert not r.passed and r.worst_ratio == np.inf and r.worst_index == (0,)

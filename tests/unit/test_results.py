@@ -86,3 +86,26 @@ def test_relative_paths_numpy_values_and_tuples(tmp_path, monkeypatch):
     assert not (tmp_path / "x.json").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "t.txt"]
     with pytest.raises(PerfsuiteInputError, match="cannot write 'no/such/f.json': folder 'no/such' does not exist"):
         write_json_atomic("no/such/f.json", {})
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path):
+    from perfsuite.results import write_text_atomic
+
+    p = tmp_path / "summary.md"
+    p.write_text("before\n")
+    with pytest.raises(UnicodeEncodeError):
+        write_text_atomic(p, "a lone surrogate \ud800 cannot be encoded")  # fails inside the write
+    assert p.read_text() == "before\n" and sorted(os.listdir(tmp_path)) == ["summary.md"]
+
+
+def test_bare_file_names_permissions_and_a_readable_key_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    old = os.umask(0o027)
+    try:
+        write_json_atomic("r.json", {"format": "x", "format_version": 1, "b": 1, "a": [2]})
+    finally:
+        os.umask(old)
+    assert sorted(os.listdir(tmp_path)) == ["r.json"]
+    assert os.stat("r.json").st_mode & 0o777 == 0o640  # 0666 less the umask, like any file the user writes
+    # keys in the order written ("format" first), one-space indents: diff-friendly and small
+    assert (tmp_path / "r.json").read_text() == '{\n "format": "x",\n "format_version": 1,\n "b": 1,\n "a": [\n  2\n ]\n}\n'

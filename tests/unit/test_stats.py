@@ -269,3 +269,17 @@ def test_describe_counts_units_and_pairs():
     assert percentile_summary([1.0, 2.0, 3.0, 4.0]) == {
         "median": 2.5, "iqr": 1.5, "q1": 1.75, "q3": 3.25, "p90": pytest.approx(3.7), "p99": pytest.approx(3.97),
         "n": 4}
+
+
+def test_level_and_size_boundaries():
+    # p must fall *below* alpha: at alpha = 2 / 2^5 exactly (a binary fraction) five units are not enough
+    assert min_units_paired(1 - 2 / 2 ** 5) == 6
+    for bad in (0.5, 1.0):
+        with pytest.raises(PerfsuiteInputError, match=f"confidence {bad!r}: allowed 0.5 < confidence < 1"):
+            compare_paired([1.0] * 6, [1.0] * 6, confidence=bad)
+    # two runs a side are the fewest with a Welch interval
+    two = compare_runs([[1.0], [1.1]], [[1.2], [1.25]])
+    assert two.low == two.low and two.low < two.ratio < two.high and two.n_pairs == 4
+    # runs that agree exactly inside each side: a zero-width interval at the ratio
+    flat = compare_runs([[1.0], [1.0], [1.0]], [[2.0], [2.0], [2.0]])
+    assert flat.low == pytest.approx(2.0) and flat.high == pytest.approx(2.0) and flat.ratio == pytest.approx(2.0)
