@@ -16,6 +16,11 @@ exit code, for CI.
    budget is spent.
 4. Output: gate.json (every pair, both environments, what was installed), summary.md (verdict first, for CI job
    summaries), optionally JUnit XML; exit 0 safe, 1 regression, 2 the gate could not run or decide.
+
+With an ONNX Runtime candidate (onnxruntime==X.Y: a migration off MXNet) the candidate's environment holds that
+ONNX Runtime and the MXNet that exports the model (perfsuite.envs.with_exporter); each MXNet path is compared with
+its ONNX Runtime counterpart (perfsuite.paths.model.ORT_COUNTERPARTS) in parity and latency, under the baseline's
+names, and the op grid is not run (ONNX Runtime does not run MXNet operators).
 """
 
 from __future__ import annotations
@@ -232,7 +237,11 @@ class _Gate:
         self.opts, self.err = opts, err
         self.t0 = time.perf_counter()
         self.base_spec, self.cand_spec, self.profile = validate(opts)
-        self.budget = opts.time_budget_s if opts.time_budget_s is not None else self.profile.time_budget_s
+        self.runtime = self.cand_spec.runtime  # "mxnet", or "onnxruntime" (a migration off MXNet)
+        default_budget = self.profile.time_budget_s
+        if self.runtime == "onnxruntime" and self.profile.ort_time_budget_s:
+            default_budget = self.profile.ort_time_budget_s
+        self.budget = opts.time_budget_s if opts.time_budget_s is not None else default_budget
         self.progress = _Progress(err, self.budget, self.t0)
         self.rng = np.random.default_rng(opts.seed)
         self.doc: Dict[str, Any] = {}
@@ -241,7 +250,6 @@ class _Gate:
         self.pythonpath = ""
         self.worker_env: Dict[str, str] = {}
         self.workers: List[Any] = []
-        self.runtime = self.cand_spec.runtime  # "mxnet", or "onnxruntime" (a migration off MXNet)
         self.targets = self.profile.target_list(self.runtime)
         self.compared = len(self.targets)  # workloads runnable on both sides (known after session 1)
         # an ONNX Runtime candidate runs the counterpart of each MXNet path the baseline runs
@@ -292,6 +300,10 @@ class _Gate:
         minilm = _minilm_dir()
         if minilm:
             self.worker_env["PERFSUITE_MINILM_DIR"] = minilm
+        if self.runtime == "onnxruntime":  # each session's fresh workers reuse the first export (removed at the end)
+            from perfsuite.paths.onnx import CACHE_ENV
+
+            self.worker_env[CACHE_ENV] = str(self.out_dir / "onnx-cache")
         self.doc = {
             "format": GATE_FORMAT, "format_version": GATE_FORMAT_VERSION, "perfsuite_version": __version__,
             "status": "running", "started_utc": _utc(), "finished_utc": None, "elapsed_s": 0.0,
@@ -604,6 +616,11 @@ def run_gate(opts: GateOptions, err: Optional[TextIO] = None) -> GateOutcome:
         if isinstance(exc, (WorkerError, PerfsuiteInputError)) and g.out_dir is not None:
             raise PerfsuiteInputError(f"{exc} (what was measured is in {g.out_dir / 'gate.json'})") from None
         raise
+    finally:
+        if g.out_dir is not None:  # the ONNX Runtime workers' exported models (BERT-base: 440 MB each)
+            import shutil
+
+            shutil.rmtree(g.out_dir / "onnx-cache", ignore_errors=True)
 
 
 def _usable_cpus() -> int:

@@ -345,9 +345,12 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
             info["pass_child_seconds"] = round(res.wall_seconds, 3)
             info["pass_nodes"] = {"before": res.nodes_before, "after": res.nodes_after}
         elif path in ONNX_PATHS:
-            from perfsuite.paths.onnx import prepare_onnxruntime
+            from perfsuite.paths.onnx import CACHE_ENV, onnx_cache_key, prepare_onnxruntime
 
-            return prepare_onnxruntime(path, block, nd(ex_np), workdir, task, info, int8_config=int8_config)
+            cache_dir = os.environ.get(CACHE_ENV) or None
+            key = onnx_cache_key(path, cfg, weights, task, int8_config) if cache_dir else None
+            return prepare_onnxruntime(path, block, nd(ex_np), workdir, task, info, int8_config=int8_config,
+                                       cache_dir=cache_dir, cache_key=key)
         elif path.startswith("gpu_fp16"):
             block.cast("float16")
             block.hybridize(static_alloc=True, static_shape=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.model_parity import ModelCase, model_weights, run_model_case
+from perfsuite.model_parity import ModelCase, make_batch, model_weights, run_model_case
 from perfsuite.models import minilm_available
 from perfsuite.paths import onnx as ox
 from perfsuite.paths.model import MODEL_PATHS, ONNX_PATHS, prepare, skip_reason_path
@@ -255,3 +255,26 @@ def test_unpinned_mxnet_export_fails_with_onnx_1_13_and_newer(tmp_path):
         mx.onnx.export_model(str(tmp_path / "bert-symbol.json"), str(tmp_path / "bert-0000.params"),
                              in_shapes=[(2, 8), (2, 8), (2,)], in_types=[np.float32] * 3,
                              onnx_file_path=str(tmp_path / "unpinned.onnx"))
+
+
+def test_the_gate_cache_reuses_an_export_only_for_the_same_weights(tmp_path, monkeypatch):
+    """The gate's ORT workers keep each served model (perfsuite.paths.onnx.CACHE_ENV): a later worker skips the
+    export and computes the same outputs; changed weights (or task, or path) are a different entry."""
+    _skip()
+    monkeypatch.setenv(ox.CACHE_ENV, str(tmp_path / "cache"))
+    case = ModelCase("small", "onnxruntime", 2, 16, seed=4, task="qa")
+    w = model_weights("small")
+    first = prepare("onnxruntime", case.cfg, w, task="qa")
+    second = prepare("onnxruntime", case.cfg, w, task="qa")
+    assert "stored" in first.info["onnx_cache"] and "reused" in second.info["onnx_cache"]
+    batch = make_batch(case)
+    for name, value in first(*batch).items():
+        np.testing.assert_array_equal(second(*batch)[name], value)
+    changed = dict(w)
+    name = sorted(changed)[3]
+    changed[name] = changed[name] * np.float32(1.001)
+    third = prepare("onnxruntime", case.cfg, changed, task="qa")
+    assert "stored" in third.info["onnx_cache"]
+    assert len(list((tmp_path / "cache").glob("*.onnx"))) == 2
+    assert ox.onnx_cache_key("onnxruntime", case.cfg, w, "qa", None) != ox.onnx_cache_key(
+        "onnxruntime", case.cfg, w, "embedding", None)
