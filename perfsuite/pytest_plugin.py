@@ -38,7 +38,10 @@ __all__ = ["skip_unless_runnable", "benchmarks_timed", "benchmark_mode"]
 MARKERS = {
     "gpu": "needs a CUDA build of MXNet and a visible GPU; skipped with the exact reason elsewhere",
     "parity": "numerical parity of an MXNet path against the float64 NumPy reference",
-    "slow": "takes more than a few seconds on a 2-core machine",
+    "slow": "minutes on a 2-core machine (BERT-large, asv's BERT-base classes): run only when asked (`-m slow`)",
+    "heavy": "an end-to-end check at full size, over 10 s each (a whole A/A gate, the 1,500-sentence INT8 task, "
+             "BERT-base parity and exports): in CI and the README's test command (`-m 'not slow'`), left out of "
+             "the default `pytest` so that it stays under 3 minutes",
     "dashboard": "opens the published asv dashboard (.asv/html) in headless Chromium; skipped with the reason "
                  "when there is no published dashboard or no chromium binary",
     # not `benchmark`: pytest-benchmark registers that marker itself (custom settings for one benchmark)

@@ -146,7 +146,7 @@ def _collect(*opts: str) -> "subprocess.CompletedProcess[str]":
     (("--benchmark-json", "{tmp}/unused.json"), True, "TIMED through pytest-benchmark (implied by --benchmark-json)"),
     # tuning options alone do not switch timing on (this is also the plain `pytest` case)
     (("--benchmark-min-rounds", "3"), False, "SMOKE-RUN"),
-], ids=["benchmark", "json-implies", "tuning-only"])
+], ids=["benchmark", "json-implies", "tuning-only"])  # one fresh pytest process each (~3 s): the switch end to end
 def test_benchmark_switch(opts, timed_run, why, tmp_path):
     r = _collect(*(o.format(tmp=tmp_path) for o in opts))
     assert r.returncode == 0, r.stdout + r.stderr

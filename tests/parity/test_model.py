@@ -75,7 +75,8 @@ def test_minilm_real_weights_real_text(path, task):
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("path", ["exported", "onednn"])
+@pytest.mark.heavy
+@pytest.mark.parametrize("path", ["exported", "onednn", "onnxruntime"])
 def test_bert_base(path):
     _check(ModelCase("bert-base", path, *MODEL_PARITY_SHAPES["bert-base"], seed=2, task="classification"))
 
@@ -90,6 +91,7 @@ def test_bert_large(path, task):
 
 # ----------------------------------------------------------------------------------------------------- INT8
 @pytest.mark.parity
+@pytest.mark.heavy
 def test_int8_keeps_99_percent_of_fp32_semantic_search_quality():
     """MLPerf's rule on a task MiniLM's users run: semantic search over 1,500 sentences of CPython's docs,
     nDCG@10 of the INT8 ranking >= 0.99 of FP32's (measured 0.992 on MXNet 1.9.1 with the default recipe)."""
@@ -106,6 +108,7 @@ def test_int8_keeps_99_percent_of_fp32_semantic_search_quality():
 
 
 @pytest.mark.parity
+@pytest.mark.heavy
 def test_int8_task_fails_for_a_damaged_layer():
     """The task judge is not vacuous: INT8 of a model with one weight tensor's scale off by 2x fails it."""
     _skip("minilm", "int8")

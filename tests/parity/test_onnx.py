@@ -1,6 +1,7 @@
 """The ONNX Runtime paths (perfsuite/paths/onnx.py): the deployed task graph exported with MXNet's own ONNX exporter
 (mx.onnx.export_model, opset pinned) and served by onnxruntime.InferenceSession, judged against the independent
-float64 NumPy BERT exactly like the FP32 MXNet paths (run_model_case, the float32 precision twin's bound).
+float64 NumPy BERT exactly like the FP32 MXNet paths (run_model_case, the float32 precision twin's bound); the
+whole-model grid itself (small, MiniLM, BERT-base) is tests/parity/test_model.py's.
 
 Tests of the tests: one corrupted initializer in the ONNX model (a zeroed bias, a weight scaled by 1.001) must fail
 the same comparison. Every test that needs onnx/onnxruntime skips with the install command when they are missing.
@@ -22,7 +23,6 @@ from perfsuite.pytest_plugin import skip_unless_runnable
 from perfsuite.weights import CONFIGS
 from perfsuite.workloads import MODEL_PARITY_SHAPES
 
-TASKS = ["classification", "qa", "embedding"]
 SMALL = MODEL_PARITY_SHAPES["small"]
 
 
@@ -53,20 +53,8 @@ def test_the_paths_are_registered():
     assert MODEL_PATHS["gpu_onnxruntime"].device == "gpu"
 
 
-@pytest.mark.parity
-@pytest.mark.parametrize("task", TASKS)
-def test_small_model(task):
-    _check(ModelCase("small", "onnxruntime", *SMALL, seed=1, task=task))
-
-
-@pytest.mark.parity
-def test_minilm_real_weights_real_text():
-    _check(ModelCase("minilm", "onnxruntime", *MODEL_PARITY_SHAPES["minilm"], inputs="text", task="embedding"))
-
-
-@pytest.mark.parity
-def test_bert_base():
-    _check(ModelCase("bert-base", "onnxruntime", *MODEL_PARITY_SHAPES["bert-base"], seed=2, task="classification"))
+# Whole-model parity of the onnxruntime path on the small model (every task graph), MiniLM and BERT-base is in the one
+# whole-model grid, tests/parity/test_model.py (its CPU_PATHS include onnxruntime); here: what is ONNX-specific.
 
 
 @pytest.mark.parity

@@ -48,6 +48,7 @@ def test_trace_finds_where_a_model_departs(monkeypatch):
     assert all(p["passed"] for p in points[:3])
 
 
+@pytest.mark.heavy  # two profiled workers; .ci/run also explains a real softmax slowdown between two releases
 def test_explain_latency_attributes_time_to_operators(capsys):
     code = cli.main(["explain", "--baseline", HERE_PY, "--candidate", HERE_PY, "--allow-same", "--workload",
                      "op:softmax_mask", "--rounds", "2"])

@@ -252,7 +252,8 @@ def _gate(tmp_path, name, *extra):
     return code, json.loads((out / "gate.json").read_text()), out
 
 
-def test_aa_gate_finds_no_change_and_injected_slowdown_fails_it(test_profile, tmp_path, capsys):
+@pytest.mark.heavy  # ~45 s: 'no change' needs a dozen sessions of fresh worker processes
+def test_aa_gate_finds_no_change(test_profile, tmp_path, capsys):
     code, doc, out = _gate(tmp_path, "aa")
     printed = capsys.readouterr()
     fc = doc["latency"]["targets"]["op:fc_float32"]
@@ -272,8 +273,10 @@ def test_aa_gate_finds_no_change_and_injected_slowdown_fails_it(test_profile, tm
     assert (out / "summary.md").read_text().startswith("# MXNet upgrade gate:")
     assert "SAFE" in printed.out and "[gate " in printed.err  # verdict on stdout, progress on stderr
 
+
+@pytest.mark.heavy  # ~20 s: six sessions or more of fresh worker processes
+def test_injected_slowdown_fails_the_gate(test_profile, tmp_path, capsys):
     code, doc, out = _gate(tmp_path, "slow", "--inject-slowdown", "0.2", "--no-parity")
-    capsys.readouterr()
     c = doc["latency"]["targets"]["op:fc_float32"]["comparison"]
     assert code == 1 and c["verdict"] == "slower" and 1.1 < c["ratio"] < 1.35
     assert "Testing the gate" in (out / "summary.md").read_text()

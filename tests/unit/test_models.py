@@ -184,7 +184,7 @@ def _graph_names(symbol_file):
             sorted(n["name"] for n in nodes if n["op"] == "null"))
 
 
-@pytest.mark.parametrize("task", ["classification", "embedding"])
+@pytest.mark.parametrize("task", ["classification", pytest.param("embedding", marks=pytest.mark.heavy)])
 def test_perfsuite_exports_the_graph_deploy_py_exports(task, tmp_path):
     """Node names, parameter names and inputs of perfsuite's exported BERT-base equal those of a deploy.py-style
     export of the same configuration made in a fresh process (GluonNLP's own get_model and BERTClassifier)."""
