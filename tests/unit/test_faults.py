@@ -191,3 +191,39 @@ def test_gelu_bound_is_not_loose():
     result = run_case(ParityCase("gelu_erf", "float32", (("N", 64), ("C", 3072))))
     assert result.passed and result.worst_ratio >= 1 / 16, result.message
 
+
+
+@pytest.mark.parametrize("path,mode", [("layer_norm", "float32"), ("layer_norm", "float16"),
+                                       ("softmax_length", "float32"), ("softmax_length", "float16")])
+def test_normalization_bounds_are_not_loose(path, mode):
+    """Correct LayerNorm and softmax kernels use a visible part of their bound somewhere in the grid. Derivation of
+    the floor: where the reduction is short (C = 5, or a row's valid length of a few) the bound is dominated by
+    the output's own roundings, (roundings u_s + extra u_a) |y|, and over the grid's thousands of outputs the
+    largest actual error reaches about u_s/2 |y| (the final rounding alone): a worst error/bound of at least
+    1 / (2 (roundings + extra u_a/u_s)), i.e. 1/12 and 1/4 for softmax (float32, float16), 1/18 and 1/10 for
+    LayerNorm. Measured on MXNet 1.9.1: softmax 0.44 and 0.785, LayerNorm 0.156 and 0.55. A bound 10x too loose
+    puts every case under its floor."""
+    from perfsuite import parity
+
+    tol = tl.tolerance_for(path, mode)
+    floor = 0.5 / (tol.roundings + tol.extra * tl.UNIT_ROUNDOFF[tol.accumulation] / tl.UNIT_ROUNDOFF[tol.storage])
+    cases = [c for c in parity.default_cases(devices=["cpu"]) if c.path == path and c.mode == mode]
+    assert cases
+    results = [run_case(c) for c in cases]
+    assert all(r.passed for r in results), [r.message for r in results if not r.passed]
+    assert max(r.worst_ratio for r in results) >= floor, (floor, {c.id: r.worst_ratio for c, r in zip(cases, results)})
+
+
+@pytest.mark.parametrize("case,broken", [
+    pytest.param(ParityCase("layer_norm", "float32", (("N", 64), ("C", 768)), dist="unit"),
+                 lambda x, gamma, beta, eps: ops.layer_norm(x.astype(np.float16).astype(x.dtype), gamma, beta, eps=eps),
+                 id="layer_norm-fp32-inputs-through-float16"),
+    pytest.param(ParityCase("softmax_length", "float32", (("rows", 48), ("L", 128), ("length", "random"))),
+                 lambda x, length: ops.softmax(x.astype(np.float16).astype(x.dtype), length),
+                 id="softmax-fp32-logits-through-float16"),
+])
+def test_precision_loss_fails_the_normalization_bounds(case, broken):
+    """A float16 round-trip hidden inside an FP32 kernel (a subtle fault, not a gross one: the output is right to
+    3 digits) fails; measured err/bound 7.2 (LayerNorm, unit rows) and 2.3e3 (softmax)."""
+    result = run_case(case, impl=broken)
+    assert not result.passed and result.worst_ratio > 2, result.message
