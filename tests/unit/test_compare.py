@@ -121,3 +121,14 @@ def test_a_zero_bound_with_an_error_is_an_infinite_ratio_without_warnings():
         warnings.simplefilter("error")  # numpy's divide-by-zero / invalid warnings must not leak to users
         r = compare(np.array([1.0, 0.0]), np.array([0.0, 0.0]), 0.0)
     assert not r.passed and r.worst_ratio == np.inf and r.worst_index == (0,)
+
+
+def test_assert_within_raises_with_the_name_and_context_and_returns_a_pass():
+    from perfsuite.compare import ParityError, assert_within
+
+    x = np.ones(4)
+    assert assert_within(x, x, np.zeros(4)).passed
+    with pytest.raises(ParityError, match=r"^FAIL output: worst element \(2,\) .* \[seed=3, shape=N4\]$"):
+        assert_within(np.array([1.0, 1.0, 2.0, 1.0]), x, np.zeros(4), context={"seed": 3, "shape": "N4"})
+    with pytest.raises(ParityError, match=r"^FAIL softmax\[float16\]: "):
+        assert_within(np.zeros(2), np.ones(2), np.zeros(2), name="softmax[float16]")

@@ -222,6 +222,23 @@ def test_time_alternating_interleaves():
     assert all(isinstance(s, Sample) for v in out.values() for s in v)
 
 
+@pytest.mark.parametrize("rounds", [1, 7])
+def test_odd_rounds_give_exactly_that_many_orders(rounds):
+    orders = alternation_orders(["base", "cand", "x"], rounds, seed=rounds)
+    assert len(orders) == rounds and all(sorted(o) == ["base", "cand", "x"] for o in orders)
+
+
+def test_alternation_order_is_reproducible_by_default():
+    """The default seed is fixed: two runs of the same alternation run the callables in the same order."""
+    runs = []
+    for _ in range(2):
+        order = []
+        time_alternating({n: (lambda n=n: order.append(n)) for n in "abcd"}, rounds=1, warmup=0, sync=lambda: None)
+        runs.append(order)
+    assert runs[0] == runs[1] and sorted(runs[0]) == list("abcd")
+    assert alternation_orders(list("abcdefgh"), 3) == alternation_orders(list("abcdefgh"), 3, seed=0)
+
+
 @pytest.mark.parametrize("rounds", [2, 6, 10])
 def test_alternation_is_half_ab_half_ba(rounds):
     orders = alternation_orders(["base", "cand"], rounds, seed=rounds)
@@ -391,3 +408,19 @@ def test_only_the_cpus_this_process_may_use_count():
             "intr 12345\n")
     assert _busy_from_stat(stat, frozenset({0, 1})) == pytest.approx(800 * _JIFFY)  # cpu2's busy process ignored
     assert _busy_from_stat(stat, None) == pytest.approx(1800 * _JIFFY)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS reset uses /proc/self/clear_refs (Linux)")
+def test_peak_rss_follows_a_touched_allocation_and_resets():
+    """VmHWM grows by at least what was touched and drops again after a reset (memory, not time: deterministic)."""
+    from perfsuite.timing import peak_rss_bytes, peak_rss_reset
+
+    assert peak_rss_reset()
+    before = peak_rss_bytes()
+    block = np.ones(64 * 2 ** 20 // 8)  # 64 MiB, touched
+    grown = peak_rss_bytes()
+    del block
+    assert peak_rss_reset()
+    after = peak_rss_bytes()
+    assert grown - before >= 60 * 2 ** 20, (before, grown)
+    assert after <= grown - 60 * 2 ** 20, (grown, after)

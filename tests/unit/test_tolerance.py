@@ -122,3 +122,40 @@ def test_layer_norm_bound_scales_with_mean_square():
     tight = tl.layer_norm_bound(t, x, g, b, 1e-5).max()
     wide = tl.layer_norm_bound(t, x + 1000.0, g, b, 1e-5).max()
     assert tight < 1e-3 and wide > 100 * tight
+
+
+@pytest.mark.parametrize("value,bad", [(0.90, False), (0.95, False), (0.8999, True), (0.2, True)])
+def test_int8_floor_is_inclusive_and_named(value, bad):
+    """The INT8 floor (embedding cosine >= 0.9) passes at the limit, fails just below it, and says which figure,
+    its value and the floor; figures without a floor are ignored."""
+    got = tl.int8_floor_violations({"embedding_cosine_min": value, "classification_flips": 1e9})
+    assert got == ([f"embedding_cosine_min {value:.3f} < 0.9"] if bad else [])
+    assert tl.int8_floor_violations({}) == []
+
+
+def test_the_table_as_text_names_every_entry_of_a_path():
+    text = tl._describe("layer_norm").splitlines()
+    assert [ln.split()[:2] for ln in text] == [["layer_norm", m] for m in ("float16", "float16-unsafe", "float32")]
+    assert all("roundings=5 :: " in ln for ln in text)
+    assert len(tl._describe().splitlines()) == len(tl.TOLERANCES)
+
+
+def test_softmax_bound_per_row_length_any_rank_and_input_dtype():
+    """Each row's bound uses that row's valid length (length 0 counts as 1), masked positions get 0, the last axis
+    is the softmax axis whatever the rank, and float16/int32 inputs give the float64/int64 bound."""
+    tol = tl.tolerance_for("softmax_length", "float16")
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0, 1, size=(2, 3, 5))
+    shifted = -rng.uniform(0, 4, size=(2, 3, 5))
+    length = np.array([[1, 5, 0], [2, 3, 4]])
+    b = tl.softmax_bound(tol, y, shifted, length)
+    us = tl.UNIT_ROUNDOFF["float16"]
+    for i, j in np.ndindex(2, 3):
+        k = max(length[i, j], 1)
+        want = y[i, j] * (tol.coefficient(k) + np.abs(shifted[i, j]) * us) + tol.floor(k)
+        want[length[i, j]:] = 0.0
+        assert np.array_equal(b[i, j], want), (i, j)
+    y16, s16 = y.astype(np.float16), shifted.astype(np.float16)
+    b16 = tl.softmax_bound(tol, y16, s16, length.astype(np.int32))
+    assert b16.dtype == np.float64
+    assert np.array_equal(b16, tl.softmax_bound(tol, y16.astype(np.float64), s16.astype(np.float64), length))
