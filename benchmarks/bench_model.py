@@ -95,13 +95,6 @@ def measure_grid(model: str, params: Sequence[Sequence[Any]], **timing: Any) -> 
     return out
 
 
-def cost_per_million(throughput: float) -> float:
-    """perfsuite.report.cost_per_million at the c5.xlarge price (the one cost function and price table)."""
-    from perfsuite.report import PRICES, cost_per_million as cost
-
-    return cost(PRICES["c5.xlarge"], throughput)
-
-
 class _Prepared:
     """setup binds the workload's forward pass; subclasses add time_forward or peakmem_forward.
 
@@ -146,7 +139,9 @@ class _Throughput:
     track_throughput.unit = "sentences/s"  # type: ignore[attr-defined]
 
     def track_cost_per_million(self, cache: Dict[str, Any], path: str, batch_size: int, seq_len: int) -> float:
-        return cost_per_million(self.throughput)
+        from perfsuite.report import PRICES, cost_per_million  # the one cost function and price table
+
+        return cost_per_million(PRICES["c5.xlarge"], self.throughput)
 
     track_cost_per_million.unit = COST_UNIT  # type: ignore[attr-defined]
 

@@ -513,18 +513,9 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         parts.append(out[key].astype(np.float32))
         print(f"  {min(start + args.batch_size, len(sentences))}/{len(sentences)}", file=sys.stderr)
     result = np.concatenate(parts)
-    import tempfile
+    from perfsuite.results import write_atomic
 
-    fd, tmp = tempfile.mkstemp(prefix=".perfsuite-infer-", suffix=".npy",
-                               dir=os.path.dirname(os.path.abspath(args.output)))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, result)
-        os.replace(tmp, args.output)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(os.path.abspath(args.output), lambda fh: np.save(fh, result), binary=True)
     print(f"wrote {args.output} {result.shape}")
     return EXIT_OK
 

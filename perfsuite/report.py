@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -22,7 +20,7 @@ import numpy as np
 
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.results import read_result, write_text_atomic
-from perfsuite.stats import Comparison, compare_paired, compare_runs, min_units_paired
+from perfsuite.stats import Comparison, compare_paired, min_units_paired
 from perfsuite.timing import Measurement
 
 __all__ = ["RESULTS_FORMAT", "RESULTS_FORMAT_VERSION", "PRICES", "USER_PRICE", "cost_per_million", "load",

@@ -6,41 +6,60 @@ so a corrupt or foreign file gets an error that names the file and what was expe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import IO, Any, Callable, Dict, Iterator, Optional, Union
 
 from perfsuite.errors import PerfsuiteInputError
 
-__all__ = ["write_json_atomic", "write_text_atomic", "read_result"]
+__all__ = ["atomic_path", "write_atomic", "write_json_atomic", "write_text_atomic", "read_result"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def write_text_atomic(path: PathLike, text: str) -> Path:
-    """Write text to a temporary file in the same folder, fsync it, then rename it over `path` (the one atomic
-    writer: JSON results, reports, summaries and JUnit files all go through it)."""
+@contextlib.contextmanager
+def atomic_path(path: PathLike, suffix: str = ".tmp", mode: Optional[int] = None) -> Iterator[str]:
+    """A temporary name in `path`'s folder for a writer that needs a file name (a compiler, MXNet's save); on
+    success it is renamed over `path`, on any failure removed, so `path` is complete or as it was. The file gets
+    the permissions of a normal new file (umask), or `mode`."""
     path = Path(path)
     folder = path.parent  # Path("r.json").parent is Path(".")
     if not folder.is_dir():
         raise PerfsuiteInputError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared like any other file
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask  # mkstemp makes 0600; results are meant to be shared like any other file
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+
+
+def write_atomic(path: PathLike, write: Callable[[IO[Any]], Any], binary: bool = False) -> Path:
+    """The one atomic writer: `write(fh)` fills a temporary file in the same folder (atomic_path), which is
+    fsynced and renamed over `path`. JSON results, reports, summaries, JUnit files, `perfsuite infer`'s outputs,
+    the ONNX export cache, the pass library and passed graphs all go through it."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb" if binary else "w") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return Path(path)
+
+
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    """Write text atomically (write_atomic)."""
+    return write_atomic(path, lambda fh: fh.write(text))
 
 
 def write_json_atomic(path: PathLike, obj: Dict[str, Any]) -> Path:

@@ -306,25 +306,23 @@ def build_pass_library(out_dir: Optional[PathLike] = None, mxnet_dir: Optional[P
     if target.is_file() and not force:
         return target
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".so", dir=directory)
-    os.close(fd)
-    cmd = [cxx, *_CXXFLAGS, "-I", str(inputs["include"]), *map(str, sources), "-o", tmp_name]
+    from perfsuite.results import atomic_path
+
     started = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.unlink(tmp_name)
-        raise PerfsuiteInputError(f"compiling perfsuite's pass library took over {_COMPILE_TIMEOUT_S} s: {' '.join(cmd)}")
-    if proc.returncode != 0:
-        os.unlink(tmp_name)
-        lines = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()] or proc.stderr.splitlines()
-        raise PerfsuiteInputError(
-            f"compiling perfsuite's pass library against {inputs['header']} (lib_api version "
-            f"{inputs['lib_api_version']}, {inputs['what']}) failed with exit code {proc.returncode}:\n"
-            + "\n".join(lines[:15]) + f"\ncommand: {' '.join(cmd)}"
-        )
-    os.chmod(tmp_name, 0o755)
-    os.replace(tmp_name, target)
+    with atomic_path(target, suffix=".so", mode=0o755) as tmp_name:
+        cmd = [cxx, *_CXXFLAGS, "-I", str(inputs["include"]), *map(str, sources), "-o", tmp_name]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise PerfsuiteInputError(
+                f"compiling perfsuite's pass library took over {_COMPILE_TIMEOUT_S} s: {' '.join(cmd)}") from None
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()] or proc.stderr.splitlines()
+            raise PerfsuiteInputError(
+                f"compiling perfsuite's pass library against {inputs['header']} (lib_api version "
+                f"{inputs['lib_api_version']}, {inputs['what']}) failed with exit code {proc.returncode}:\n"
+                + "\n".join(lines[:15]) + f"\ncommand: {' '.join(cmd)}"
+            )
     build_pass_library.last_compile_seconds = time.perf_counter() - started  # type: ignore[attr-defined]
     return target
 

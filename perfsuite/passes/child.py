@@ -123,12 +123,13 @@ def _save(out_prefix: str, sym: Any, args: Dict[str, Any], aux: Dict[str, Any]) 
     """Write OUT-symbol.json and OUT-0000.params via temporary names, so a failure leaves no half files."""
     import mxnet as mx
 
+    from perfsuite.results import atomic_path
+
     symbol_file, params_file = f"{out_prefix}-symbol.json", f"{out_prefix}-0000.params"
-    tmp_sym, tmp_params = f"{symbol_file}.tmp{os.getpid()}", f"{params_file}.tmp{os.getpid()}"
-    sym.save(tmp_sym)
-    mx.nd.save(tmp_params, {**{f"arg:{k}": v for k, v in args.items()}, **{f"aux:{k}": v for k, v in aux.items()}})
-    os.replace(tmp_sym, symbol_file)
-    os.replace(tmp_params, params_file)
+    with atomic_path(symbol_file) as tmp_sym, atomic_path(params_file) as tmp_params:
+        sym.save(tmp_sym)
+        mx.nd.save(tmp_params, {**{f"arg:{k}": v for k, v in args.items()},
+                                **{f"aux:{k}": v for k, v in aux.items()}})
     return symbol_file, params_file
 
 

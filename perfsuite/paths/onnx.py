@@ -51,6 +51,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from perfsuite.env import parse_version
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.paths.model import INPUT_NAMES, Runner
 
@@ -116,12 +117,6 @@ def onnx_versions() -> Dict[str, Optional[str]]:
     return out
 
 
-def _version_tuple(v: str) -> Tuple[int, ...]:
-    from packaging.version import Version
-
-    return tuple(Version(v).release)
-
-
 def _importable(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -140,7 +135,7 @@ def skip_reason_onnx(path: str = "onnxruntime") -> Optional[str]:
     if missing:
         return f"needs {' and '.join(missing)} for the {path} path: {INSTALL}"
     versions = onnx_versions()
-    if versions["onnx"] and _version_tuple(versions["onnx"]) >= (1, 19):
+    if versions["onnx"] and parse_version(versions["onnx"]) >= (1, 19, 0, 0):
         return (f"MXNet's ONNX exporter imports onnx.mapping, which onnx {versions['onnx']} no longer has (removed "
                 f"in 1.19); install onnx==1.17.0 (any of 1.13.0-1.18.x works with the opset perfsuite pins)")
     if path == "gpu_onnxruntime":
@@ -509,9 +504,10 @@ def prepare_onnxruntime(path: str, block: Any, example: Sequence[Any], workdir: 
             removed.append(os.path.basename(f))
     runner.info["removed_intermediates"] = removed
     if cached:  # keep the served model for the next worker (atomically: a concurrent reader sees all or nothing)
+        from perfsuite.results import write_atomic
+
         os.makedirs(os.path.dirname(cached), exist_ok=True)
-        tmp = f"{cached}.{os.getpid()}.tmp"
-        shutil.copyfile(onnx_file, tmp)
-        os.replace(tmp, cached)
+        with open(onnx_file, "rb") as src:
+            write_atomic(cached, lambda fh: shutil.copyfileobj(src, fh), binary=True)
         runner.info["onnx_cache"] = {"stored": cached}
     return runner

@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 
+from perfsuite.env import parse_version
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.model_parity import ModelCase, make_batch, model_weights, run_model_case
 from perfsuite.models import minilm_available
@@ -230,7 +231,7 @@ def test_unpinned_mxnet_export_fails_with_onnx_1_13_and_newer(tmp_path):
     import mxnet as mx
     import onnx
 
-    if ox._version_tuple(onnx.__version__) < (1, 13):
+    if parse_version(onnx.__version__) < (1, 13, 0, 0):
         pytest.skip(f"onnx {onnx.__version__} exports at opset {onnx.defs.onnx_opset_version()} <= 17: the unpinned "
                     "export works there")
     from perfsuite.models import build_gluonnlp_bert
