@@ -132,3 +132,7 @@ def test_assert_within_raises_with_the_name_and_context_and_returns_a_pass():
         assert_within(np.array([1.0, 1.0, 2.0, 1.0]), x, np.zeros(4), context={"seed": 3, "shape": "N4"})
     with pytest.raises(ParityError, match=r"^FAIL softmax\[float16\]: "):
         assert_within(np.zeros(2), np.ones(2), np.zeros(2), name="softmax[float16]")
+
+
+def test_an_unnamed_comparison_is_called_output():
+    assert compare(np.ones(2), np.ones(2), np.zeros(2)).name == "output"

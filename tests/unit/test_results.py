@@ -109,3 +109,14 @@ def test_bare_file_names_permissions_and_a_readable_key_order(tmp_path, monkeypa
     assert os.stat("r.json").st_mode & 0o777 == 0o640  # 0666 less the umask, like any file the user writes
     # keys in the order written ("format" first), one-space indents: diff-friendly and small
     assert (tmp_path / "r.json").read_text() == '{\n "format": "x",\n "format_version": 1,\n "b": 1,\n "a": [\n  2\n ]\n}\n'
+
+
+def test_binary_writes_go_through_the_same_atomic_writer(tmp_path):
+    import numpy as np
+
+    from perfsuite.results import write_atomic
+
+    out = tmp_path / "emb.npy"
+    write_atomic(out, lambda fh: np.save(fh, np.arange(3.0)), binary=True)
+    assert np.load(out).tolist() == [0.0, 1.0, 2.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["emb.npy"]

@@ -283,3 +283,16 @@ def test_level_and_size_boundaries():
     # runs that agree exactly inside each side: a zero-width interval at the ratio
     flat = compare_runs([[1.0], [1.0], [1.0]], [[2.0], [2.0], [2.0]])
     assert flat.low == pytest.approx(2.0) and flat.high == pytest.approx(2.0) and flat.ratio == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("kw,needle", [
+    ({"confidence": 0.5}, "confidence 0.5: allowed 0.5 < confidence < 1"),
+    ({"confidence": 1.0}, "confidence 1.0: allowed 0.5 < confidence < 1"),
+    ({"threshold": 1.0}, "threshold 1.0: allowed 0 <= threshold < 1"),
+    ({"threshold": -0.01}, "threshold -0.01: allowed 0 <= threshold < 1"),
+])
+def test_levels_at_their_limits_are_refused(kw, needle):
+    x = [1.0, 1.1, 0.9, 1.05, 0.95, 1.02]
+    for fn in (compare_paired, compare_runs):
+        with pytest.raises(PerfsuiteInputError, match=needle):
+            fn(x, x, **kw)

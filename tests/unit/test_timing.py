@@ -8,6 +8,7 @@ generous upper bound of the CPU's peak) and the enqueue-vs-compute gap, which is
 from __future__ import annotations
 
 import math
+import re
 import os
 import subprocess
 import sys
@@ -424,3 +425,51 @@ def test_peak_rss_follows_a_touched_allocation_and_resets():
     after = peak_rss_bytes()
     assert grown - before >= 60 * 2 ** 20, (before, grown)
     assert after <= grown - 60 * 2 ** 20, (grown, after)
+
+
+def test_busy_jiffies_are_user_nice_system_irq_softirq_steal_of_allowed_cpus_only():
+    """Each field has its own power of two, so the sum says exactly which fields count: user 1, nice 2, system 4,
+    irq 32, softirq 64, steal 128 (not idle 8, iowait 16, guest 256, guest_nice 512); a CPU outside the set in
+    the middle and a non-numeric cpu line do not end the scan."""
+    from perfsuite.timing import _JIFFY, _busy_from_stat
+
+    row = "1 2 4 8 16 32 64 128 256 512"
+    stat = f"cpu  9 9 9 9 9 9 9 9 9 9\ncpu0 {row}\ncpufreq 7 7 7\ncpu1 {row}\ncpu2 {row}\nintr 5\n"
+    assert _busy_from_stat(stat, frozenset({0, 2})) == pytest.approx(2 * 231 * _JIFFY)
+    assert _busy_from_stat(stat, None) == pytest.approx(3 * 231 * _JIFFY)
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"batch": 0}, "workload batch=0 seq_len=128: must be positive"),
+    ({"seq_len": 0}, "workload batch=1 seq_len=0: must be positive"),
+    ({"batch": True}, "workload batch=True: expected int"),
+    ({"seq_len": 1.5}, "workload seq_len=1.5: expected int"),
+    ({"model": None}, "workload model=None: expected str"),
+])
+def test_measurement_names_the_bad_workload_field(change, needle):
+    with pytest.raises(PerfsuiteInputError, match=re.escape(needle)):
+        Measurement({**WL, "batch": 1, "seq_len": 128, **change}, [0.1], [False], [0.0], 1, 1e9)
+    with pytest.raises(PerfsuiteInputError, match="a measurement's workload must be a dict; got list"):
+        Measurement([1, 2], [0.1], [False], [0.0], 1, 1e9)
+
+
+def test_the_smallest_valid_record_is_accepted():
+    """batch 1, sequence length 1 and a zero sample time (a clock tick) are valid."""
+    m = Measurement({**WL, "batch": 1, "seq_len": 1}, [0.0, 0.1], [False, False], [0.0, 0.0], 1, 1e9)
+    assert m.samples_s == [0.0, 0.1]
+
+
+def test_summary_names_its_percentiles():
+    samples = [i / 100 for i in range(1, 101)]
+    m = Measurement(WL, samples, [False] * 100, [0.0] * 100, 1, 1e9)
+    s = m.to_dict()["summary"]
+    assert sorted(s) == ["dropped", "gflops", "iqr_s", "median_s", "n", "p90_s", "p99_s", "throughput"]
+    assert s["p90_s"] == pytest.approx(np.percentile(samples, 90)) and s["p99_s"] == pytest.approx(np.percentile(samples, 99))
+    assert s["iqr_s"] == pytest.approx(np.percentile(samples, 75) - np.percentile(samples, 25))
+
+
+def test_a_block_reports_wall_cpu_and_others_per_call(monkeypatch):
+    """time_block divides every figure of the block by the number of calls."""
+    work = _fake_clocks(monkeypatch, others_per_call=[0.6], own_per_call=0.3, wall=0.001)
+    s = time_block(work, calls=3, sync=lambda: None)
+    assert s.cpu_s == pytest.approx(0.3) and s.others_cpu_s == pytest.approx(0.6) and s.contaminated

@@ -159,3 +159,45 @@ def test_softmax_bound_per_row_length_any_rank_and_input_dtype():
     b16 = tl.softmax_bound(tol, y16, s16, length.astype(np.int32))
     assert b16.dtype == np.float64
     assert np.array_equal(b16, tl.softmax_bound(tol, y16.astype(np.float64), s16.astype(np.float64), length))
+
+
+def _layer_norm_bound_by_hand(tol, row, gamma, beta, eps):
+    """layer_norm_bound's docstring, term by term, for one row in plain Python floats."""
+    us, ua = tl.UNIT_ROUNDOFF[tol.storage], tl.UNIT_ROUNDOFF[tol.accumulation]
+    k = len(row)
+    mu = math.fsum(row) / k
+    d = [v - mu for v in row]
+    var = math.fsum(v * v for v in d) / k
+    rstd = 1 / math.sqrt(var + eps)
+    dmu = tol.growth_factor(k) * ua * math.fsum(abs(v) for v in row) / k
+    dvar = (tol.growth_factor(k + 2) * ua * math.fsum(v * v for v in row) / k
+            + 2 * dmu * math.fsum(abs(v) for v in d) / k)
+    rel = dvar / (2 * (var + eps)) + 2 * ua
+    out = []
+    for di, g, b in zip(d, gamma, beta):
+        n = di * rstd
+        dn = abs(n) * (ua + rel) + (dmu + ua * abs(di)) * rstd
+        out.append(abs(g) * dn + tol.roundings * us * (abs(n * g) + abs(b)) + tol.extra * ua * abs(n * g + b)
+                   + tol.floor(k))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["float32", "float16"])
+def test_layer_norm_bound_is_its_derivation_row_by_row(mode):
+    """The bound equals the documented error model computed by hand, for rows of very different scale and offset
+    in a 3-D batch (each row on its own: no statistic leaks across rows or axes), with float16 inputs too."""
+    tol = tl.tolerance_for("layer_norm", mode)
+    rng = np.random.default_rng(3)
+    k = 6
+    x = rng.standard_normal((2, 3, k)) * np.array([1e-2, 1.0, 30.0])[None, :, None] + np.array([0.0, 5.0])[:, None, None]
+    gamma, beta = rng.uniform(0.5, 2.0, k) * np.array([1, -1, 1, -1, 1, 1]), rng.uniform(-1, 1, k)
+    eps = 1e-3  # large enough to matter for the small rows
+    got = tl.layer_norm_bound(tol, x, gamma, beta, eps)
+    assert got.shape == x.shape and got.dtype == np.float64
+    for i, j in np.ndindex(2, 3):
+        want = _layer_norm_bound_by_hand(tol, list(x[i, j]), list(gamma), list(beta), eps)
+        np.testing.assert_allclose(got[i, j], want, rtol=1e-12, atol=0, err_msg=f"row {(i, j)}")
+    x16, g16, b16 = x.astype(np.float16), gamma.astype(np.float16), beta.astype(np.float16)
+    np.testing.assert_array_equal(tl.layer_norm_bound(tol, x16, g16, b16, eps),
+                                  tl.layer_norm_bound(tol, x16.astype(np.float64), g16.astype(np.float64),
+                                                      b16.astype(np.float64), eps))
