@@ -201,3 +201,23 @@ def test_layer_norm_bound_is_its_derivation_row_by_row(mode):
     np.testing.assert_array_equal(tl.layer_norm_bound(tol, x16, g16, b16, eps),
                                   tl.layer_norm_bound(tol, x16.astype(np.float64), g16.astype(np.float64),
                                                       b16.astype(np.float64), eps))
+
+
+def test_gamma_where_ku_is_not_small():
+    """gamma_K = K u / (1 - K u): at K u = 1/2 it is exactly 1 (the first-order K u would say 1/2)."""
+    assert tl.gamma(1024, 2.0 ** -11) == 1.0
+    assert tl.gamma(512, 2.0 ** -11) == pytest.approx(1 / 3, rel=1e-15)
+
+
+def test_errors_list_exactly_the_allowed_modes_and_paths():
+    with pytest.raises(PerfsuiteInputError, match=r"'layer_norm' has no tolerance for mode 'int8'; allowed modes: "
+                                                  r"float16, float16-unsafe, float32$"):
+        tl.tolerance_for("layer_norm", "int8")
+    with pytest.raises(PerfsuiteInputError) as info:
+        tl.tolerance_for("nope", "float32")
+    assert str(info.value).endswith("allowed: " + ", ".join(sorted({p for p, _ in tl.TOLERANCES})))
+
+
+def test_emulation_refuses_a_vector():
+    with pytest.raises(PerfsuiteInputError, match=r"\(3,\) and \(3, 2\)"):
+        tl.emulate_fp16_gemm(np.ones(3), np.ones((3, 2)))
