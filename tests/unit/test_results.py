@@ -120,3 +120,14 @@ def test_binary_writes_go_through_the_same_atomic_writer(tmp_path):
     write_atomic(out, lambda fh: np.save(fh, np.arange(3.0)), binary=True)
     assert np.load(out).tolist() == [0.0, 1.0, 2.0]
     assert [p.name for p in tmp_path.iterdir()] == ["emb.npy"]
+
+
+def test_a_binary_file_is_named_and_refused(tmp_path):
+    from perfsuite.results import read_result
+
+    f = tmp_path / "results.json"
+    f.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(PerfsuiteInputError) as info:
+        read_result(f, "perfsuite-results", 1)
+    assert str(info.value) == (f"{str(f)!r} is not a text file (not UTF-8); expected a perfsuite "
+                               "'perfsuite-results' JSON file")

@@ -248,19 +248,24 @@ def test_alternation_is_half_ab_half_ba(rounds):
     assert alternation_orders(["base", "cand"], rounds, seed=rounds) == orders  # seeded
 
 
-def test_time_block_times_calls_and_injects_a_known_slowdown():
-    def work():
-        t = time.perf_counter()
-        while time.perf_counter() - t < 0.002:
-            pass
+def test_time_block_times_calls_and_injects_a_known_slowdown(monkeypatch):
+    """On a virtual clock (a busy machine cannot move it): each call takes 2 ms, the block reports the time per
+    call, and a 50 % injected slowdown spins for half of each call's own time inside the window."""
+    clock = {"t": 0.0}
 
-    plain = [time_block(work, calls=5, sync=lambda: None).wall_s for _ in range(5)]
-    slowed = [time_block(work, calls=5, sync=lambda: None, inject_slowdown=0.5).wall_s for _ in range(5)]
-    assert 0.0019 < min(plain) < 0.004  # per call, not per block
-    ratio = min(slowed) / min(plain)
-    # 50 % injected inside the window (the spin scales with each call's own time; a preempted spin can only
-    # overshoot, so the upper bound is loose)
-    assert 1.45 < ratio < 2.5
+    def perf_counter():
+        clock["t"] += 1e-6  # reading the clock costs a microsecond
+        return clock["t"]
+
+    def work():
+        clock["t"] += 0.002
+
+    monkeypatch.setattr(time, "perf_counter", perf_counter)
+    plain = time_block(work, calls=5, sync=lambda: None).wall_s
+    slowed = time_block(work, calls=5, sync=lambda: None, inject_slowdown=0.5).wall_s
+    monkeypatch.undo()
+    assert 0.002 < plain < 0.00201  # per call, not per block
+    assert 1.49 < slowed / plain < 1.51
     with pytest.raises(PerfsuiteInputError, match="calls must be >= 1"):
         time_block(work, calls=0, sync=lambda: None)
     with pytest.raises(PerfsuiteInputError, match="inject_slowdown -0.1"):
