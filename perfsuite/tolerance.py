@@ -427,12 +427,7 @@ INT8_FLOORS: Dict[str, float] = {
 
 
 def int8_floor_violations(figures: Dict[str, float]) -> List[str]:
-    """Which INT8 figures are beyond their floor ('embedding_cosine_min 0.71 < 0.9')."""
-    bad = []
-    for k, limit in INT8_FLOORS.items():
-        if k not in figures:
-            continue
-        v = figures[k]
-        if (k.endswith("_min") and v < limit) or (k.endswith("_flips") and v > limit):
-            bad.append(f"{k} {v:.3f} {'<' if k.endswith('_min') else '>'} {limit}")
-    return bad
+    """Which INT8 figures are below their floor ('embedding_cosine_min 0.710 < 0.9'); every floor is a minimum,
+    and figures without one (argmax flips of random heads) are reported, never judged."""
+    return [f"{k} {figures[k]:.3f} < {limit}" for k, limit in INT8_FLOORS.items()
+            if k in figures and figures[k] < limit]

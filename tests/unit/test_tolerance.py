@@ -221,3 +221,13 @@ def test_errors_list_exactly_the_allowed_modes_and_paths():
 def test_emulation_refuses_a_vector():
     with pytest.raises(PerfsuiteInputError, match=r"\(3,\) and \(3, 2\)"):
         tl.emulate_fp16_gemm(np.ones(3), np.ones((3, 2)))
+
+
+def test_zero_reference_values_keep_a_positive_finite_bound():
+    """Where |A|.|B| or GELU's input is exactly 0 the bound is the underflow floor: positive (a correct 0 passes)
+    and finite (it would otherwise accept anything there)."""
+    g = tl.gemm_bound(tl.tolerance_for("fully_connected", "float32"), np.zeros(3), 768)
+    assert np.all(g > 0) and np.all(g < 1e-40)
+    tol = tl.tolerance_for("gelu_erf", "float16")
+    b = tl.gelu_bound(tol, np.zeros(2), np.zeros(2))
+    assert np.all(b == tol.floor()) and np.all(b > 0)
