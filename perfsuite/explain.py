@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -95,6 +96,7 @@ def trace_case(case_id: str) -> List[Dict[str, Any]]:
     group = mx.sym.Group([internals[_point_node(p)[0]] for p in points])
     net = mx.gluon.SymbolBlock(group, [mx.sym.var(n) for n in INPUT_NAMES])
     params = mx.nd.load(os.path.join(work, "bert-0000.params"))
+    shutil.rmtree(work, ignore_errors=True)  # loaded: the exported files are not needed any more
     mine = net.collect_params()
     for key, value in params.items():
         name = key.split(":", 1)[1] if ":" in key else key
@@ -397,7 +399,10 @@ def _check_latency(envs: _Envs, good: str, spec: str, target: str, threshold: fl
     out = tempfile.mkdtemp(prefix="perfsuite-bisect-gate-")
     opts = gate.GateOptions(baseline=good, candidate=spec, profile=name, threshold=threshold, parity=False,
                             out=os.path.join(out, "g"), installer=envs.installer)
-    res = gate.run_gate(opts, err=open(os.devnull, "w"))
+    try:
+        res = gate.run_gate(opts, err=open(os.devnull, "w"))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)  # the verdict is all bisect keeps
     t = (res.doc.get("latency") or {}).get("targets", {}).get(target, {})
     c = t.get("comparison")
     if not c or c["verdict"] == "not enough data":

@@ -522,3 +522,21 @@ def test_gluonnlp_agrees_with_float64_reference_minilm_real_text(minilm, tokeniz
     print("MiniLM real text, max |gluonnlp - float64| (twin):",
           {k: f"{v[0]:.2e} ({v[1]:.2e})" for k, v in report.items()})
     assert all(ok for _, _, ok in report.values()), report
+
+
+def test_a_prepared_path_leaves_no_files_behind(small_weights, tmp_path, monkeypatch):
+    """The exported graph and parameters live in a temporary folder as long as the runner does (BERT-base: 0.4-1.3
+    GB per path): a discarded runner takes it with it."""
+    import gc
+    import tempfile
+
+    from perfsuite.paths.model import prepare
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    runner = prepare("exported", SMALL, small_weights, task="embedding")
+    made = list(tmp_path.iterdir())
+    assert len(made) == 1 and made[0].name.startswith("perfsuite-exported-") and any(made[0].iterdir())
+    assert "sequence" in runner(*small_batch())
+    del runner
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
