@@ -86,8 +86,12 @@ def trace_case(case_id: str) -> List[Dict[str, Any]]:
     cfg, weights = case.cfg, model_weights(case.model)
     batch = make_batch(case)
     work = tempfile.mkdtemp(prefix="perfsuite-trace-")
-    runner = prepare("exported", cfg, weights, task=case.task, workdir=work)
-    sym = mx.sym.load(os.path.join(work, "bert-symbol.json"))
+    try:  # the exported files are needed only until they are loaded
+        runner = prepare("exported", cfg, weights, task=case.task, workdir=work)
+        sym = mx.sym.load(os.path.join(work, "bert-symbol.json"))
+        params = mx.nd.load(os.path.join(work, "bert-0000.params"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     internals = sym.get_internals()
     names = set(internals.list_outputs())
     points = [p for p in trace_points(cfg) if _point_node(p)[0] in names]
@@ -95,8 +99,6 @@ def trace_case(case_id: str) -> List[Dict[str, Any]]:
         raise PerfsuiteInputError(f"the exported graph of {case_id} has none of GluonNLP's node names to trace")
     group = mx.sym.Group([internals[_point_node(p)[0]] for p in points])
     net = mx.gluon.SymbolBlock(group, [mx.sym.var(n) for n in INPUT_NAMES])
-    params = mx.nd.load(os.path.join(work, "bert-0000.params"))
-    shutil.rmtree(work, ignore_errors=True)  # loaded: the exported files are not needed any more
     mine = net.collect_params()
     for key, value in params.items():
         name = key.split(":", 1)[1] if ":" in key else key

@@ -252,7 +252,7 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
     return runner
 
 
-def _prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str] = None,
+def _prepare(path: str, cfg: BertConfig, weights: Weights, workdir: str,
             calib_batches: Optional[Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]] = None,
             pass_library: Optional[str] = None, passes: Sequence[str] = (),
             example: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
@@ -270,7 +270,6 @@ def _prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str
     if reason:
         raise PerfsuiteInputError(f"path {path!r} cannot run here: {reason}")
     ctx = mx.gpu(0) if spec.device == "gpu" else mx.cpu()
-    workdir = workdir or tempfile.mkdtemp(prefix=f"perfsuite-{path}-")  # only when called directly
     flags = dict(spec.flags)
     ex_np = example or _example(cfg)
 
