@@ -123,8 +123,9 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
     lines = [f"# perfsuite comparison: {' vs '.join(side_labels)}", "",
              f"Baseline: **{base_label}**. Ratio = median time / baseline median time (> 1 slower). Results measured "
              "at different times cannot be paired, so each run is one unit: the ratio of the sides' mean log "
-             "medians with Welch's 95% interval, significant only when the interval excludes 1 and the exact "
-             "Mann-Whitney test agrees (p < 0.05), and called a change only beyond 5%. A verdict needs at least "
+             "medians with Welch's 95% interval: slower or faster when the interval excludes 1 and the exact "
+             "Mann-Whitney test agrees (p < 0.05), 'no change' only when the whole interval lies within 5%, "
+             "otherwise inconclusive. A verdict needs at least "
              "4 runs per side (results of the same MXNet build are one side's replicated runs); with fewer the "
              "table says 'not enough data'. To compare two MXNet builds, `perfsuite gate` measures them in "
              "alternation in one job, which a comparison of saved runs cannot do.", ""]

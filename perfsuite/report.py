@@ -179,17 +179,21 @@ def speedup_ratio(rec: Dict[str, Any]) -> Comparison:
 
 
 def format_speedup(r: Comparison) -> str:
-    """Speed-up as the seed shows it (baseline time / optimized time) with its interval and the verdict."""
+    """Speed-up as the seed shows it (baseline time / optimized time) with its interval and the verdict: a speed-up
+    or slowdown only where it is shown, "no change beyond 5%" only where that is ruled out, else inconclusive."""
     s = 1 / r.ratio
     if not r.enough:
         return f"not enough data ({s:.2f}x on {r.n_units} pairs; a verdict needs >= {r.min_units})"
     text = f"{s:.2f}x [{1 / r.high:.2f}, {1 / r.low:.2f}], {r.n_units} pairs"
     note = f"; {r.notes[0]}" if r.notes else ""
-    if not r.significant:
-        return f"not significant ({text}{note})"
-    if r.verdict == "no change":  # significant, but the estimate is inside the threshold: no change is called
-        return f"{text} (within {r.threshold:.0%}{note})"
-    return (text if s > 1 else f"{text} (slower)") + (f" ({note[2:]})" if note else "")
+    v = r.verdict
+    if v == "faster":  # the optimized path is faster: the speed-up is shown
+        return text + (f" ({note[2:]})" if note else "")
+    if v == "slower":
+        return f"{text} (slower{note})"
+    if v == "no change":
+        return f"{text} (no change beyond {r.threshold:.0%}{note})"
+    return f"inconclusive ({text}{note})"
 
 
 def _ms(x: Optional[float]) -> str:

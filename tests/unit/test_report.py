@@ -87,7 +87,7 @@ def test_figures_come_from_the_clean_samples():
     assert f["dropped"] == 2 and f["n"] == 7 and f["peak_rss_mib"] == pytest.approx(300)
 
 
-def test_speedup_is_paired_and_says_not_significant():
+def test_speedup_is_paired_and_says_inconclusive():
     rng = np.random.default_rng(0)
     base = 1 + 0.3 * rng.random(8)  # drift shared by both: pairing cancels it
     rec = {"optimized_samples_s": list(base / 2), "baseline_samples_s": list(base)}
@@ -95,7 +95,10 @@ def test_speedup_is_paired_and_says_not_significant():
     assert r.ratio == pytest.approx(0.5) and r.significant and r.n_units == 8
     assert report.format_speedup(r).startswith("2.00x [2.00, 2.00]")
     same = {"optimized_samples_s": list(base), "baseline_samples_s": list(base[::-1])}
-    assert report.format_speedup(report.speedup_ratio(same)).startswith("not significant (")
+    assert report.format_speedup(report.speedup_ratio(same)).startswith("inconclusive (")  # never "no change"
+    flat = {"optimized_samples_s": list(base * 1.001), "baseline_samples_s": list(base)}  # 0.1 %: ruled within 5 %
+    assert "(no change beyond 5%" in report.format_speedup(report.speedup_ratio(
+        {**flat, "optimized_samples_s": list(base * np.exp(rng.normal(0, 1e-4, 8)))}))
     slower = {"optimized_samples_s": list(base * 2), "baseline_samples_s": list(base)}
     assert report.format_speedup(report.speedup_ratio(slower)).endswith("(slower)")
     few = {"optimized_samples_s": list(base[:5] / 2), "baseline_samples_s": list(base[:5])}

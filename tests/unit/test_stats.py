@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.stats import (Comparison, compare_paired, compare_runs, log_ratios, min_units_paired, min_units_runs,
-                             percentile_summary)
+from perfsuite.stats import (Comparison, SequentialDesign, compare_paired, compare_runs, compare_sessions,
+                             hodges_lehmann, log_ratios, min_units_paired, min_units_runs, obf_spending,
+                             percentile_summary, sequential_boundaries, variance_components)
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_identical_systems_are_no_change(rng):
     r = compare_paired(b, c, u, unit="session")
     assert r.verdict == "no change" and not r.significant and r.low < 1.0 < r.high
     assert r.within_threshold and r.decided  # a 2 % change is ruled out: sampling can stop
-    assert r.describe().startswith("no significant change (")
+    assert r.describe().startswith("no change beyond 2% (")
 
 
 def test_estimate_is_geometric_mean_of_unit_medians():
@@ -83,25 +84,37 @@ def test_significant_needs_both_the_interval_and_the_rank_test():
     # one unit far slower, the others a hair faster: the t interval may exclude 1 but the rank test does not
     lr = np.array([-0.001] * 7 + [0.5])
     r = compare_paired(np.ones(8), np.exp(lr), threshold=0.02)
-    assert r.p_value > 0.05 and not r.significant and r.verdict == "no change"
+    assert r.p_value > 0.05 and not r.significant and r.verdict == "inconclusive" and not r.rules_out_slowdown
 
 
-@pytest.mark.parametrize("ratio,threshold,verdict", [
-    (1.03, 0.02, "slower"),
-    (1.015, 0.02, "no change"),  # significant, but inside the threshold
-    (1.0 / 1.03, 0.02, "faster"),
-    (0.951, 0.05, "faster"),  # 'faster' below 1 / (1 + t) = 0.9524, not 1 - t = 0.95
-    (0.9515, 0.05, "faster"),
-    (0.953, 0.05, "no change"),
-    (1.049, 0.05, "no change"),
-    (1.051, 0.05, "slower"),
+@pytest.mark.parametrize("ratio,threshold,ignore_below,verdict", [
+    (1.03, 0.02, 0.0, "slower"),
+    (1.015, 0.02, 0.0, "slower"),  # measured slower: the threshold never hides a slowdown that is shown
+    (1.002, 0.02, 0.0, "slower"),
+    (1.0 / 1.03, 0.02, 0.0, "faster"),
+    (0.998, 0.02, 0.0, "faster"),
+    (1.015, 0.03, 0.02, "no change"),  # below --ignore-below, and a change beyond 3 % is ruled out
+    (1.021, 0.03, 0.02, "slower"),
+    (0.9805, 0.03, 0.02, "no change"),  # 'faster' needs the bound below 1 / 1.02 = 0.98039, not 1 - 0.02
+    (0.9803, 0.03, 0.02, "faster"),
 ])
-def test_verdict_edges(ratio, threshold, verdict):
+def test_verdict_edges(ratio, threshold, ignore_below, verdict):
     base = np.linspace(1.0, 1.3, 10)
-    r = compare_paired(base, base * ratio, threshold=threshold)
+    r = compare_paired(base, base * ratio, threshold=threshold)  # every pair exactly at the ratio: a point interval
+    r = Comparison(**{**r.__dict__, "ignore_below": ignore_below})
     assert r.significant and r.verdict == verdict
     if verdict == "no change":
-        assert "within the threshold" in r.describe()
+        assert r.describe().startswith(f"no change beyond {threshold:.0%}")
+
+
+def test_an_interval_that_straddles_the_threshold_is_inconclusive_never_a_pass():
+    """[0.95, 1.12]: no slowdown shown, none beyond 2 % ruled out. The old rule called this 'no change'."""
+    for low, high in ((0.95, 1.12), (0.99, 1.0201), (1.0 - 1e-9, 1.5), (0.7, 1.03)):
+        c = Comparison((low * high) ** 0.5, low, high, 0.95, 0.02, 0.2, 10, 100, 6)
+        assert c.verdict == "inconclusive" and not c.rules_out_slowdown and not c.decided
+        assert c.describe().startswith("inconclusive (") and "not ruled out" in c.describe()
+    ok = Comparison(0.9, 0.8, 1.0199, 0.95, 0.02, 0.2, 10, 100, 6)  # possibly much faster, not slower beyond 2 %
+    assert ok.rules_out_slowdown and ok.verdict == "inconclusive" and "no slowdown beyond 2%" in ok.describe()
 
 
 def test_slower_is_judged_on_the_estimate_and_the_interval():
@@ -110,7 +123,7 @@ def test_slower_is_judged_on_the_estimate_and_the_interval():
     lr = 0.03 + rng.normal(0, 0.06, 8)
     lr -= lr.mean() - 0.03
     r = compare_paired(np.ones(8), np.exp(lr), threshold=0.02)
-    assert r.ratio == pytest.approx(math.exp(0.03)) and r.low < 1.0 and r.verdict == "no change"
+    assert r.ratio == pytest.approx(math.exp(0.03)) and r.low < 1.0 and r.verdict == "inconclusive"
 
 
 def test_not_enough_data_below_the_minimum():
@@ -241,7 +254,7 @@ def test_units_that_agree_exactly():
     same = compare_paired(np.ones(8), np.ones(8) * 1.05)  # every unit exactly 5 % slower
     assert same.p_value == 0.0 and same.verdict == "slower"
     none = compare_paired(np.ones(8), np.ones(8))  # no change at all
-    assert none.p_value == 1.0 and none.verdict == "no change" and none.within_threshold
+    assert none.p_value == 1.0 and none.verdict == "no change" and none.within_threshold and none.rules_out_slowdown
 
 
 def test_errors_name_the_argument():
@@ -296,3 +309,76 @@ def test_levels_at_their_limits_are_refused(kw, needle):
     for fn in (compare_paired, compare_runs):
         with pytest.raises(PerfsuiteInputError, match=needle):
             fn(x, x, **kw)
+
+
+# ------------------------------------------------------------------------------ the gate's sequential statistics
+def test_obf_boundaries_are_the_published_ones():
+    """Lan-DeMets O'Brien-Fleming spending, 5 equally spaced looks, one-sided 0.025: gsDesign's (and Jennison and
+    Turnbull's) z boundaries 4.877, 3.357, 2.680, 2.290, 2.031."""
+    z = sequential_boundaries(0.025, (0.2, 0.4, 0.6, 0.8, 1.0))
+    assert z == pytest.approx((4.8769, 3.3569, 2.6803, 2.2898, 2.0310), abs=2e-4)
+    assert obf_spending(0.025, 1.0) == pytest.approx(0.025) and obf_spending(0.025, 0.0) == 0.0
+    # one look at the end is the fixed-sample test
+    from scipy.stats import norm
+    assert sequential_boundaries(0.01, (1.0,))[0] == pytest.approx(norm.isf(0.01))
+
+
+def test_boundaries_spend_exactly_their_level_by_monte_carlo():
+    """A Brownian motion without drift, looked at 12 times at uneven fractions, crosses the boundaries with the
+    total probability alpha (50,000 seeded paths, 4 standard errors)."""
+    rng = np.random.default_rng(5)
+    fr = np.array([4, 5, 6, 8, 10, 11, 12, 14, 16, 17, 19, 20]) / 20
+    z = np.array(sequential_boundaries(0.05, tuple(fr)))
+    steps = rng.normal(0, 1, (50000, fr.size)) * np.sqrt(np.diff(np.concatenate([[0], fr])))
+    w = np.cumsum(steps, axis=1)
+    crossed = np.mean(np.any(w / np.sqrt(fr) > z, axis=1))
+    assert abs(crossed - 0.05) < 4 * math.sqrt(0.05 * 0.95 / 50000)
+
+
+def test_hodges_lehmann_is_the_median_of_walsh_averages_and_ignores_wild_pairs():
+    x = np.array([0.01, -0.02, 0.03, 0.0, 0.5])
+    walsh = [(x[i] + x[j]) / 2 for i in range(5) for j in range(i, 5)]
+    assert hodges_lehmann(x) == pytest.approx(np.median(walsh))
+    rng = np.random.default_rng(1)
+    clean = rng.normal(0.02, 0.03, 40)
+    wild = np.concatenate([clean, [3.0, 2.5, -4.0]])  # three pairs a burst of another process hit
+    assert abs(hodges_lehmann(wild) - hodges_lehmann(clean)) < 0.01 < abs(np.mean(wild) - np.mean(clean))
+    with pytest.raises(PerfsuiteInputError, match="hodges_lehmann"):
+        hodges_lehmann([])
+
+
+def test_variance_components_recover_within_and_between():
+    rng = np.random.default_rng(2)
+    lr, units = [], []
+    for s in range(60):
+        shift = rng.normal(0, 0.01)
+        lr += list(shift + rng.normal(0, 0.04, 32))
+        units += [s] * 32
+    vc = variance_components(lr, units)
+    assert vc["within_sd_per_pair"] == pytest.approx(0.04, rel=0.05)
+    assert vc["between_sd"] == pytest.approx(0.01, rel=0.3)
+    assert vc["sessions"] == 60 and vc["pairs"] == 60 * 32 and len(vc["session_figures"]) == 60
+
+
+def _design(**kw):
+    return SequentialDesign(**{"confidence": 0.99, "max_sessions": 20, "first_look": 4, **kw})
+
+
+def test_compare_sessions_bounds_are_the_designs_at_this_look():
+    from scipy import stats as st
+
+    d = _design()
+    f = np.random.default_rng(3).normal(0.01, 0.01, 12)
+    c = compare_sessions(f, d, 8)
+    q_slow, q_safe = d.critical(12, 8)
+    se = np.std(f, ddof=1) / math.sqrt(12)
+    assert c.low == pytest.approx(math.exp(f.mean() - q_slow * se)) and c.high == pytest.approx(math.exp(f.mean() + q_slow * se))
+    assert c.margin_high == pytest.approx(math.exp(f.mean() + q_safe * se)) and q_safe < q_slow
+    lv = d.nominal_levels(8)
+    assert q_slow == pytest.approx(st.t.isf(lv["slower"][12 - 4], 11))
+    # each look below the whole level; the last far above a Bonferroni split over the 17 looks (correlated looks)
+    assert max(lv["slower"]) < 0.01 / 8 and lv["slower"][-1] > 0.01 / 8 / 17 * 5
+    assert c.n_units == 12 and c.unit == "session" and c.confidence == pytest.approx(1 - 0.01 / 8)
+    assert compare_sessions(f[:3], d, 8).verdict == "not enough data"
+    with pytest.raises(PerfsuiteInputError, match="this design looks after 4 to 20"):
+        compare_sessions(np.zeros(21), d, 8)
