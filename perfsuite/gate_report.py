@@ -28,25 +28,41 @@ def _env_line(doc: Dict[str, Any], side: str) -> str:
     return e.get("label") or e.get("spec") or side
 
 
+_OUTCOME_TEXT = {"slower": "**slower**", "faster": "faster", "no slowdown": "no slowdown beyond {thr}",
+                 "inconclusive": "**inconclusive**", "not enough data": "**not enough data**",
+                 "disturbed": "**disturbed**"}
+
+
+def _pct(x: Optional[float]) -> str:
+    return "-" if x is None or x != x else f"{x * 100:.2f}"
+
+
 def _latency_rows(doc: Dict[str, Any]) -> List[List[Any]]:
+    """One row per compared workload: ratio, the two bounds, sessions/pairs, the noise components, medians, outcome."""
     rows = []
+    thr = f"{doc['config']['threshold']:.0%}"
     for tid, t in (doc.get("latency") or {}).get("targets", {}).items():
         c = t.get("comparison")
         skip = t.get("skip") or {}
         if t.get("error"):
-            rows.append([tid, "-", "-", "-", "-", "-", "-", f"ERROR: {t['error'][:120]}"])
+            rows.append([tid, "-", "-", "-", "-", "-", "-", "-", "-", f"ERROR: {t['error'][:120]}"])
         elif any(skip.values()):
             continue
         elif c:
-            interval = f"[{c['low']:.3f}, {c['high']:.3f}]" if c.get("low") else "-"
-            p = f"{c['p_value']:.2g}" if c.get("p_value") is not None else "-"
-            verdict = {"no change": "no significant change"}.get(c["verdict"], c["verdict"])
-            if c["verdict"] == "no change" and not c["within_threshold"]:
-                verdict += f" (inconclusive beyond {doc['config']['threshold']:.0%})"
-            rows.append([tid, f"{c['ratio']:.3f}", interval, p, f"{c['sessions']} / {c['pairs']}",
-                         _ms(c["baseline_median_s"]), _ms(c["candidate_median_s"]), f"**{verdict}**"
-                         if c["verdict"] in ("slower", "faster") else verdict])
+            low = f"{c['low']:.3f}" if c.get("low") else "-"
+            high = f"{c['threshold_bound']:.3f}" if c.get("threshold_bound") else "-"
+            noise = c.get("noise") or {}
+            outcome = _OUTCOME_TEXT.get(t.get("outcome"), t.get("outcome") or "-").format(thr=thr)
+            if t.get("injected"):
+                outcome += " (injected)"
+            rows.append([tid, f"{c['ratio']:.3f}", low, high, f"{c['sessions']} / {c['pairs']}",
+                         _pct(noise.get("within_sd_per_pair")), _pct(noise.get("between_sd")),
+                         _ms(c["baseline_median_s"]), _ms(c["candidate_median_s"]), outcome])
     return rows
+
+
+_LATENCY_HEADERS = ["workload", "ratio", "lower bound", "upper bound", "sessions / pairs", "sd per pair %",
+                    "sd between sessions %", "baseline ms", "candidate ms", "outcome"]
 
 
 def _skipped_targets(doc: Dict[str, Any]) -> List[List[str]]:
@@ -93,7 +109,7 @@ def markdown(doc: Dict[str, Any]) -> str:
     if v.get("reasons"):
         lines += [f"- {r}" for r in v["reasons"]] + [""]
     else:
-        lines += [f"No parity regression and no workload slower beyond {cfg['threshold']:.0%}.", ""]
+        lines += [f"No parity regression, and every workload's slowdown beyond {cfg['threshold']:.0%} ruled out.", ""]
     par = doc.get("parity")
     if par:
         c = par["counts"]
@@ -113,24 +129,16 @@ def markdown(doc: Dict[str, Any]) -> str:
     lat = doc.get("latency")
     if lat:
         geo = v.get("geomean_ratio")
-        per = lat.get("per_target_confidence") or cfg["confidence"]
-        lines += ["## Latency", "",
-                  f"Ratio = candidate time / baseline time (> 1: the candidate is slower). Each session starts a "
-                  f"fresh worker per environment and times each workload in pairs, one block of calls on each side "
-                  f"back to back, half of the pairs baseline first; a session's figure is the median of its pairs' "
-                  f"log-ratios, and the interval is a Student t interval over sessions at {per:.2%} per workload "
-                  f"(Bonferroni: {cfg['confidence']:.0%} for all workloads together). A workload is called slower "
-                  f"or faster only when its interval excludes 1, the exact Wilcoxon signed-rank test over sessions "
-                  f"agrees (p < {1 - per:.2g}), and the change exceeds {cfg['threshold']:.0%}; sampling stopped "
-                  f"early for workloads whose verdict was reached or whose interval already excluded a change beyond "
-                  f"{cfg['threshold']:.0%}.", ""]
+        design = lat.get("design") or {}
+        lines += ["## Latency", "", _method(doc), ""]
         rows = _latency_rows(doc)
         if rows:
-            lines += [table(["workload", "ratio", f"{per:.2%} interval", "p", "sessions / pairs",
-                             "baseline ms", "candidate ms", "verdict"], rows), ""]
+            lines += [table(_LATENCY_HEADERS, rows), ""]
         if geo:
             lines += [f"Geometric mean of the ratios over {len(rows)} workloads: **{geo:.3f}**.", ""]
-        lines += [f"{len(lat['sessions'])} sessions; sampling stopped: {lat.get('stopped_because')}.", ""]
+        lines += [f"{len(lat['sessions'])} sessions; sampling stopped: {lat.get('stopped_because')}."
+                  + (f" Design: at most {design.get('max_sessions')} sessions per workload, looks from session "
+                     f"{design.get('first_look')}." if design else ""), ""]
         skipped = _skipped_targets(doc)
         if skipped:
             lines += ["Workloads not compared (they cannot run on one side or both):", "",
@@ -168,6 +176,32 @@ def markdown(doc: Dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _method(doc: Dict[str, Any]) -> str:
+    """The latency method in a paragraph a CI engineer can check."""
+    cfg = doc["config"]
+    lat = doc.get("latency") or {}
+    design = lat.get("design") or {}
+    w = design.get("workloads")
+    a_slow = design.get("alpha_slower_per_workload")
+    ib = cfg.get("ignore_below") or 0.0
+    return (f"Ratio = candidate time / baseline time (> 1: the candidate is slower). Each session starts a fresh "
+            f"worker per environment; each workload in turn is prepared in both, warmed up, and timed in pairs of "
+            f"blocks back to back (half of them baseline first) while the other worker is "
+            f"{'paused' if cfg.get('pause_idle', True) else 'left running'}; pairs disturbed by other processes are "
+            f"measured again and left out. A session's figure is the Hodges-Lehmann estimate of its pairs' "
+            f"log-ratios; the ratio is the geometric mean over sessions. After every session from the "
+            f"{design.get('first_look', '-')}th, a group-sequential test (O'Brien-Fleming-type alpha spending over at "
+            f"most {design.get('max_sessions', '-')} sessions, Student t bounds over sessions) decides each workload: "
+            f"**slower** when its lower bound exceeds {1 + ib:.3g} (one-sided level "
+            f"{a_slow if a_slow is None else f'{a_slow:.3g}'} per workload: Bonferroni over {w} workloads, so the "
+            f"gate's false-alarm rate over every workload and look is at most {1 - cfg['confidence']:.0%}), **no "
+            f"slowdown beyond {cfg['threshold']:.0%}** when its upper bound is below {1 + cfg['threshold']:.3g} (at "
+            f"{1 - cfg['confidence']:.0%} per workload: SAFE needs every workload there), otherwise it goes on to the "
+            f"next session until the budget or the planned sessions run out. The noise columns are the measured "
+            f"variance components: sd of one pair's log-ratio within a session, and sd between sessions "
+            f"(process to process) beyond what the pairs explain.")
+
+
 def _investigate(doc: Dict[str, Any]) -> List[str]:
     """For every workload called slower and every parity regression: the command that says which operator."""
     b = (doc["environments"].get("baseline") or {}).get("spec") or _env_line(doc, "baseline")
@@ -176,7 +210,7 @@ def _investigate(doc: Dict[str, Any]) -> List[str]:
     if (doc.get("config") or {}).get("candidate_runtime") == "onnxruntime":
         return []  # explain and bisect compare MXNet builds
     for tid, t in ((doc.get("latency") or {}).get("targets") or {}).items():
-        if (t.get("comparison") or {}).get("verdict") == "slower":
+        if t.get("outcome") == "slower":
             cmds.append(f"perfsuite explain --baseline '{b}' --candidate '{c}' --workload '{tid}'")
     for d in ((doc.get("parity") or {}).get("cases") or []):
         if d["kind"] == "regression":
@@ -227,11 +261,12 @@ def junit_xml(doc: Dict[str, Any]) -> str:
                 ET.SubElement(tc, "skipped", message=f"baseline: {skip.get('baseline') or 'runs'}; candidate: "
                                                      f"{skip.get('candidate') or 'runs'}"[:1000])
                 skips += 1
-            elif c and c["verdict"] == "slower":
+            elif t.get("outcome") == "slower":
                 ET.SubElement(tc, "failure", message=c["describe"])
                 fails += 1
-            elif not c or c["verdict"] == "not enough data":
-                ET.SubElement(tc, "error", message=(c or {}).get("describe", "not measured"))
+            elif t.get("outcome") not in ("no slowdown", "faster"):
+                ET.SubElement(tc, "error", message=f"{t.get('outcome')}: "
+                                                   + ((c or {}).get("describe") or "not measured")[:900])
                 errors += 1
             else:
                 out = ET.SubElement(tc, "system-out")
@@ -266,7 +301,8 @@ def text_summary(doc: Dict[str, Any]) -> str:
                 out.append(f"({len(shown) - 20} more in summary.md)")
     rows = _latency_rows(doc)
     if rows:
-        out += ["", table(["workload", "ratio", "interval", "p", "sessions/pairs", "base ms", "cand ms", "verdict"],
+        out += ["", table(["workload", "ratio", "low", "high", "sessions/pairs", "sd pair %", "sd sess %", "base ms",
+                           "cand ms", "outcome"],
                           [[c.replace("**", "") for c in map(str, r)] for r in rows], fmt="simple")]
         geo = v.get("geomean_ratio")
         if geo:

@@ -43,7 +43,6 @@ def _allowed_cpus() -> Optional[frozenset]:
         return None
 
 
-_CPUS = _allowed_cpus()
 
 
 def _busy_from_stat(text: str, cpus: Optional[frozenset]) -> float:
@@ -67,13 +66,14 @@ def _busy_from_stat(text: str, cpus: Optional[frozenset]) -> float:
 
 
 def _system_busy_s() -> Optional[float]:
-    """CPU seconds spent busy on the CPUs this process may use, from the per-CPU lines of /proc/stat."""
+    """CPU seconds spent busy on the CPUs this process may use now (its affinity can change: the upgrade gate pins
+    its workers while it times them), from the per-CPU lines of /proc/stat."""
     try:
         with open("/proc/stat") as fh:
             text = fh.read()
     except OSError:
         return None
-    return _busy_from_stat(text, _CPUS)
+    return _busy_from_stat(text, _allowed_cpus())
 
 
 def _own_cpu_s() -> float:

@@ -7,7 +7,8 @@ pass library prints cannot corrupt the protocol.
 Requests (``cmd``): ``hello`` (environment, installed distributions), ``parity`` (the op grid and whole-model
 cases, outcomes per case), ``prepare`` (build a target once: an op benchmark or a model workload, warm it up,
 measure one call), ``time`` (one block of calls of a prepared target: time per call and interference marks;
-``inject`` slows it by a known fraction, for testing the gate only), ``quit``.
+``inject`` slows it by a known fraction, for testing the gate only), ``release`` (drop a prepared target),
+``quit``.
 Replies carry ``ok``; a failed request replies ``{"ok": false, "error": ..., "kind": "input" | "error"}`` and the
 worker stays alive. `WorkerProcess` is the driver's side: it starts ``python -m perfsuite.worker`` in an
 environment and sends requests with a timeout, so a crash or a hang becomes an exception naming the worker.
@@ -25,9 +26,11 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import numpy as np
+
 from perfsuite.errors import PerfsuiteInputError
 
-__all__ = ["WorkerProcess", "WorkerError", "main", "PROTOCOL_VERSION"]
+__all__ = ["WorkerProcess", "WorkerError", "main", "PROTOCOL_VERSION", "CPUS_ENV"]
 
 PROTOCOL_VERSION = 1
 
@@ -39,7 +42,8 @@ class WorkerError(RuntimeError):
 # ------------------------------------------------------------------------------------------ worker side
 class _State:
     def __init__(self) -> None:
-        self.prepared: Dict[str, Tuple[Callable[[], Any], Dict[str, str]]] = {}
+        self.prepared: Dict[str, Tuple[List[Callable[[], Any]], Dict[str, str]]] = {}
+        self.spacers: List[Any] = []  # allocations that shift where each op copy's arrays land (kept alive)
 
 
 def _freeze() -> List[str]:
@@ -128,11 +132,22 @@ def _prepare(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     target = Target(req["target"])
     kind, op, workload = target.parts()
     t0 = time.perf_counter()
+    variants = max(1, int(req.get("variants", 1)))
+    fns: List[Callable[[], Any]] = []
     if kind == "op":
         reason = bench.skip_reason_op(op or "")
         if reason:
             return {"skip": reason}
-        fn, flags = bench.op_callable(op or "", ctx=bench.op_context(op or ""))
+        # several copies of the op's arrays, each after a seeded allocation of another size: where the arrays land
+        # (alignment, pages) moves an op's time by several % from one allocation to the next, so one copy per
+        # process would make a session's figure depend on one draw of the layout
+        rng = np.random.default_rng(int(req.get("seed", 0)))
+        spacers = []
+        for _ in range(variants):
+            spacers.append(np.ones(int(rng.integers(1, 1 << 19)), dtype=np.uint8))
+            fn, flags = bench.op_callable(op or "", ctx=bench.op_context(op or ""))
+            fns.append(fn)
+        state.spacers.append(spacers)
     else:
         assert workload is not None
         path_map: Dict[str, str] = dict(req.get("path_map") or {})
@@ -146,14 +161,16 @@ def _prepare(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
             return {"skip": reason}
         fn, runner = bench.timed(workload)
         flags = dict(runner.flags)
+        fns.append(fn)
     with mxnet_flags(**flags):
-        fn()  # first call: binding, allocation (errors of the path surface here)
-        _sync()
+        for fn in fns:
+            fn()  # first call: binding, allocation (errors of the path surface here)
+            _sync()
         t1 = time.perf_counter()
-        fn()
+        fns[0]()
         _sync()
         one = time.perf_counter() - t1
-    state.prepared[target.id] = (fn, flags)
+    state.prepared[target.id] = (fns, flags)
     return {"skip": None, "prepare_s": time.perf_counter() - t0, "call_s": one, "flags": flags,
             "ran": op if kind == "op" else workload.path}
 
@@ -171,7 +188,8 @@ def _time(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     tid = req["target"]
     if tid not in state.prepared:
         raise PerfsuiteInputError(f"target {tid!r} was not prepared in this worker")
-    fn, flags = state.prepared[tid]
+    fns, flags = state.prepared[tid]
+    fn = fns[int(req.get("variant", 0)) % len(fns)]
     with mxnet_flags(**flags):
         s = time_block(fn, int(req.get("calls", 1)), sync=mxnet_sync, inject_slowdown=float(req.get("inject", 0.0)))
     return {"wall_s": s.wall_s, "others_cpu_s": s.others_cpu_s, "contaminated": s.contaminated}
@@ -189,7 +207,8 @@ def _profile(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     tid = req["target"]
     if tid not in state.prepared:
         raise PerfsuiteInputError(f"target {tid!r} was not prepared in this worker")
-    fn, flags = state.prepared[tid]
+    fns, flags = state.prepared[tid]
+    fn = fns[0]
     calls = int(req.get("calls", 1))
     with mxnet_flags(**flags):
         plain = time_block(fn, calls, sync=mxnet_sync).wall_s
@@ -214,8 +233,23 @@ def _trace(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     return {"points": trace_case(req["case"])}
 
 
+def _release(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
+    """Drop a prepared target: its callable, the cached runner (graph, weights, exported files) and garbage, so the
+    next target is timed in a process that holds only what it needs."""
+    import gc
+
+    from perfsuite import bench
+
+    state.prepared.pop(req["target"], None)
+    state.spacers.clear()
+    bench.runner_for.cache_clear()
+    gc.collect()
+    return {}
+
+
 _HANDLERS: Dict[str, Callable[[_State, Dict[str, Any]], Dict[str, Any]]] = {
     "hello": _hello, "parity": _parity, "prepare": _prepare, "time": _time, "profile": _profile, "trace": _trace,
+    "release": _release,
     "quit": lambda state, req: {},
 }
 
@@ -225,8 +259,19 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:500]
 
 
+#: The CPUs a worker runs on (comma-separated), set before MXNet starts any thread, so all of them inherit it.
+CPUS_ENV = "PERFSUITE_WORKER_CPUS"
+
+
+def _pin_from_start() -> None:
+    cpus = os.environ.get(CPUS_ENV)
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+
+
 def main() -> int:
     """Serve requests on stdin until 'quit' or end of input."""
+    _pin_from_start()
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints (MXNet's C++ logging, pass libraries) go to stderr
     sys.stdout = sys.stderr
@@ -266,11 +311,15 @@ class WorkerProcess:
     """The driver's handle on one worker: start it in an environment, send requests, get replies or errors."""
 
     def __init__(self, python: str, name: str, pythonpath: Optional[str] = None,
-                 env: Optional[Dict[str, str]] = None, log_path: Optional[str] = None) -> None:
+                 env: Optional[Dict[str, str]] = None, log_path: Optional[str] = None,
+                 cpus: Optional[List[int]] = None) -> None:
         self.name = name
         self.python = python
         environ = dict(os.environ)
         environ.update(env or {})
+        environ.pop(CPUS_ENV, None)
+        if cpus:
+            environ[CPUS_ENV] = ",".join(str(c) for c in cpus)
         if pythonpath:
             environ["PYTHONPATH"] = pythonpath + (os.pathsep + environ["PYTHONPATH"] if environ.get("PYTHONPATH")
                                                   else "")
@@ -284,12 +333,28 @@ class WorkerProcess:
         except OSError as exc:
             raise WorkerError(f"{name}: cannot start {python} ({exc.strerror})") from None
         self._buf = b""
+        self.paused = False
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
+    def pause(self) -> None:
+        """Stop the worker's whole process group (SIGSTOP): none of its threads can take a CPU until resume()."""
+        if not self.paused and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            try:
+                os.killpg(self.proc.pid, signal.SIGCONT)
+            except OSError:
+                pass
+
     def send(self, req: Dict[str, Any]) -> None:
+        self.resume()  # a paused worker could not answer
         try:
             assert self.proc.stdin is not None
             self.proc.stdin.write((json.dumps(req) + "\n").encode())
@@ -345,6 +410,7 @@ class WorkerProcess:
 
     def close(self, timeout: float = 10.0) -> None:
         """Ask the worker to quit; kill it if it does not within `timeout`."""
+        self.resume()
         if self.proc.poll() is None:
             try:
                 self.send({"cmd": "quit"})
@@ -354,6 +420,7 @@ class WorkerProcess:
         self._close_files()
 
     def kill(self) -> None:
+        self.resume()
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)

@@ -153,9 +153,11 @@ def select(profile: str = "quick", models: Optional[Sequence[str]] = None, paths
     if profile not in PROFILES:
         raise PerfsuiteInputError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
     p = PROFILES[profile]
+    from perfsuite.validate import MAX_BATCH_SIZE
+
     for b in batch_sizes or ():
-        if not isinstance(b, int) or b < 1:
-            raise PerfsuiteInputError(f"batch size {b!r}: must be a positive integer")
+        if not isinstance(b, int) or not 1 <= b <= MAX_BATCH_SIZE:
+            raise PerfsuiteInputError(f"--batch-size {b!r}: allowed 1 to {MAX_BATCH_SIZE}")
     for L in seq_lens or ():
         if not isinstance(L, int) or not 2 <= L <= 512:
             raise PerfsuiteInputError(f"sequence length {L!r}: allowed 2 <= seq_len <= 512")
@@ -216,7 +218,11 @@ class GateProfile:
     parity_ops: str  # "all", "quick" (sequence length 128 only) or "none"
     parity_models: Tuple[str, ...]  # whole-model parity: each model through every deployment path
     time_budget_s: float  # default --time-budget: the whole gate, parity included
-    session_s: float  # measuring time per target and side in one session (sets the pairs per session)
+    session_s: float  # measuring time per target and side in one session (sets the first pairs per session)
+    #: the sequential design's planned maximum of sessions per workload (perfsuite.stats.SequentialDesign); single
+    #: ops (cheap sessions, more process-to-process spread) may have their own
+    max_sessions: int = 20
+    max_op_sessions: Optional[int] = None
     #: the targets when the candidate is ONNX Runtime: MXNet paths with an ORT counterpart
     #: (perfsuite.paths.model.ORT_COUNTERPARTS); the baseline times the MXNet path, the candidate its counterpart
     ort_targets: Tuple[str, ...] = ()
@@ -241,17 +247,19 @@ GATE_PROFILES: Dict[str, GateProfile] = {
         GateProfile(
             "tiny", "two ops and the small model: proves the gate end to end in CI (about 3 minutes)",
             ("op:softmax_length", "op:fc_float32", _model_target("small", "hybridized", 8, 64)),
-            parity_ops="quick", parity_models=("small",), time_budget_s=240.0, session_s=1.5,
+            parity_ops="quick", parity_models=("small",), time_budget_s=240.0, session_s=1.5, max_sessions=12,
             ort_targets=(_model_target("small", "exported", 8, 64),)),
         GateProfile(
-            "quick", "the per-op benchmarks, BERT-base batch 1 (seq 128) and the small model's oneDNN and INT8 "
-                     "paths; op parity and whole-model parity of the small model and real MiniLM: about 10 minutes "
-                     "on 2 cores",
+            "quick", "six op benchmarks (interleaved attention, softmax with length, float16 LayerNorm and "
+                     "softmax with safe accumulation, FC float32, and FC float16 on CUDA builds), BERT-base batch 1 "
+                     "(seq 128) and the small model's oneDNN and INT8 paths (GPU FP16 paths on CUDA builds); op "
+                     "parity and whole-model parity of the small model and real MiniLM; a 10-minute budget",
             ("op:attention_interleaved", "op:softmax_length", "op:layernorm_fp16_safe", "op:softmax_fp16_safe",
              "op:fc_float32", "op:fc_float16", _model_target("bert-base", "hybridized", 1, 128),
              _model_target("small", "onednn", 8, 64), _model_target("small", "int8", 8, 64),
              _model_target("bert-base", "gpu_fp16", 1, 128), _model_target("bert-base", "gpu_fp16_true", 1, 128)),
-            parity_ops="all", parity_models=("small", "minilm"), time_budget_s=600.0, session_s=3.0,
+            parity_ops="all", parity_models=("small", "minilm"), time_budget_s=600.0, session_s=3.0, max_sessions=12,
+            max_op_sessions=24,
             ort_targets=(_model_target("bert-base", "exported", 1, 128), _model_target("bert-base", "exported", 8, 128),
                          _model_target("small", "int8", 8, 64), _model_target("bert-base", "gpu_fp32", 1, 128)),
             ort_time_budget_s=900.0),
@@ -263,6 +271,7 @@ GATE_PROFILES: Dict[str, GateProfile] = {
                                       "softmax_fp16_unsafe", "fc_float32", "fc_float16"))
             + tuple(_model_target("bert-base", p, b, 128) for p in CPU_PATHS + GPU_PATHS for b in (1, 8)),
             parity_ops="all", parity_models=("small", "minilm", "bert-base"), time_budget_s=3600.0, session_s=6.0,
+            max_sessions=30,
             ort_targets=tuple(_model_target("bert-base", p, b, 128) for p in ("exported", "int8", "gpu_fp32")
                               for b in (1, 8))),
     )

@@ -8,11 +8,13 @@ Building real environments of two MXNet versions is what `.ci/run` does after th
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import sys
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
 from perfsuite import cli, gate, gate_report
@@ -39,8 +41,11 @@ def test_specs(text, kind, label):
 
 
 def test_wheel_spec(tmp_path):
+    import zipfile
+
     whl = tmp_path / "mxnet-1.9.1-py3-none-manylinux2014_x86_64.whl"
-    whl.write_bytes(b"PK")
+    with zipfile.ZipFile(whl, "w") as z:
+        z.writestr("mxnet/__init__.py", "")
     s = parse_spec(str(whl))
     assert s.kind == "wheel" and s.dist == "mxnet" and s.label == whl.name
 
@@ -56,8 +61,11 @@ def _script(tmp_path, name, body):
 def bad_paths(tmp_path):
     notexec = tmp_path / "python-notexec"
     notexec.write_text("")
+    import zipfile
+
     other = tmp_path / "numpy-1.0-py3-none-any.whl"
-    other.write_bytes(b"PK")
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("numpy/__init__.py", "")
     afile = tmp_path / "afile"
     afile.write_text("x")
     full = tmp_path / "full"
@@ -133,7 +141,7 @@ def test_parity_cases_are_matched_and_classified():
 
 
 def _doc(parity=None, targets=None, threshold=0.02):
-    return {"config": {"threshold": threshold, "confidence": 0.95, "strict": False, "profile": "t",
+    return {"config": {"threshold": threshold, "confidence": 0.99, "strict": False, "profile": "t",
                        "profile_doc": "test", "inject_slowdown": 0.0},
             "parity": parity, "latency": None if targets is None else {"targets": targets, "sessions": [],
                                                                          "stopped_because": "test"},
@@ -141,36 +149,47 @@ def _doc(parity=None, targets=None, threshold=0.02):
             "status": "complete", "elapsed_s": 1.0}
 
 
-def _target(verdict, ratio=1.0, within=True):
-    return {"skip": {"baseline": None, "candidate": None}, "error": None,
-            "comparison": {"ratio": ratio, "low": ratio * 0.99, "high": ratio * 1.01, "p_value": 0.01, "sessions": 8,
-                           "pairs": 64, "min_sessions": 6, "verdict": verdict, "within_threshold": within,
-                           "describe": verdict, "baseline_median_s": 0.01, "candidate_median_s": 0.01 * ratio}}
+def _target(outcome, ratio=1.0):
+    verdict = {"no slowdown": "no change", "disturbed": "inconclusive"}.get(outcome, outcome)
+    return {"skip": {"baseline": None, "candidate": None}, "error": None, "outcome": outcome, "injected": False,
+            "comparison": {"ratio": ratio, "low": ratio * 0.99, "high": ratio * 1.01, "threshold_bound": ratio * 1.005,
+                           "p_value": 0.01, "sessions": 8, "pairs": 64, "min_sessions": 4, "verdict": verdict,
+                           "within_threshold": outcome == "no slowdown", "describe": verdict,
+                           "baseline_median_s": 0.01, "candidate_median_s": 0.01 * ratio, "disturbed_share": 0.3,
+                           "noise": {"within_sd_per_pair": 0.03, "between_sd": 0.005},
+                           "needs": {"why": "about 30 sessions"} if outcome == "inconclusive" else None}}
 
 
-@pytest.mark.parametrize("counts,verdicts,strict,code", [
-    ({"regression": 0, "pre-existing": 2}, ["no change"], False, 0),
-    ({"regression": 0, "pre-existing": 2}, ["no change"], True, 1),
-    ({"regression": 1}, ["no change"], False, 1),
-    ({"fix": 3, "skipped on candidate only": 1}, ["faster", "no change"], False, 0),
-    ({"skipped on candidate only": 1}, ["no change"], True, 1),
-    ({}, ["slower", "no change"], False, 1),
-    ({}, ["not enough data", "no change"], False, 2),
-    ({"regression": 1}, ["not enough data"], False, 2),
+@pytest.mark.parametrize("counts,outcomes,strict,code", [
+    ({"regression": 0, "pre-existing": 2}, ["no slowdown"], False, 0),
+    ({"regression": 0, "pre-existing": 2}, ["no slowdown"], True, 1),
+    ({"regression": 1}, ["no slowdown"], False, 1),
+    ({"fix": 3, "skipped on candidate only": 1}, ["faster", "no slowdown"], False, 0),
+    ({"skipped on candidate only": 1}, ["no slowdown"], True, 1),
+    ({}, ["slower", "no slowdown"], False, 1),
+    ({}, ["slower", "inconclusive"], False, 1),  # a slowdown shown stands, whatever else is undecided
+    ({}, ["not enough data", "no slowdown"], False, 3),
+    ({}, ["inconclusive", "no slowdown"], False, 3),  # not ruled out: never SAFE
+    ({}, ["disturbed", "no slowdown"], False, 3),
+    ({"regression": 1}, ["not enough data"], False, 1),
+    ({}, [], False, 3),  # nothing could be timed on both sides: no slowdown is ruled out
 ])
-def test_verdict_and_exit_code(counts, verdicts, strict, code):
+def test_verdict_and_exit_code(counts, outcomes, strict, code):
     doc = _doc(parity={"counts": counts, "cases": [], "seconds": 1.0},
-               targets={f"op:t{i}": _target(v, 1.1 if v == "slower" else 1.0) for i, v in enumerate(verdicts)})
+               targets={f"op:t{i}": _target(v, 1.1 if v == "slower" else 1.0) for i, v in enumerate(outcomes)})
     v = gate.decide(doc, strict=strict)
     assert v["exit_code"] == code
-    assert v["word"] == {0: "SAFE", 1: "NOT SAFE", 2: "UNDECIDED"}[code]
+    assert v["word"] == {0: "SAFE", 1: "NOT SAFE", 2: "ERROR", 3: "UNDECIDED"}[code]
+    if "inconclusive" in outcomes and code == 3:
+        assert any("op:t0: a slowdown beyond 2% is not ruled out" in r and "about 30 sessions" in r
+                   for r in v["reasons"])
 
 
 def test_outputs_say_the_verdict_first_and_parse(tmp_path):
     cases = gate.diff_parity([_case("op:x", "pass", 0.5), _case("model:y", "fail", 3.0)],
                              [_case("op:x", "fail", 7.0), _case("model:y", "fail", 2.0)])
     doc = _doc(parity={"counts": {"regression": 1, "pre-existing": 1}, "cases": cases, "seconds": 2.0},
-               targets={"op:fast": _target("no change"), "op:slow": _target("slower", 1.08),
+               targets={"op:fast": _target("no slowdown"), "op:slow": _target("slower", 1.08),
                         "op:gpu": {"skip": {"baseline": "needs CUDA", "candidate": "needs CUDA"}, "error": None}})
     doc["verdict"] = gate.decide(doc)
     gate_report.write_outputs(doc, tmp_path, str(tmp_path / "extra.xml"))
@@ -234,7 +253,7 @@ def test_worker_crash_and_hang_become_clear_errors(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ real gates
 TEST_PROFILE = GateProfile("unit-test", "one low-noise op; op parity quick", ("op:fc_float32", "op:fc_float16"),
-                           parity_ops="quick", parity_models=(), time_budget_s=120.0, session_s=0.4)
+                           parity_ops="quick", parity_models=(), time_budget_s=150.0, session_s=0.4, max_sessions=16)
 
 
 @pytest.fixture
@@ -252,33 +271,39 @@ def _gate(tmp_path, name, *extra):
     return code, json.loads((out / "gate.json").read_text()), out
 
 
-@pytest.mark.heavy  # ~45 s: 'no change' needs a dozen sessions of fresh worker processes
-def test_aa_gate_finds_no_change(test_profile, tmp_path, capsys):
+@pytest.mark.heavy  # ~1-2 min: ruling a 2 % slowdown out takes several sessions of fresh worker processes
+def test_aa_gate_never_calls_the_same_build_slower(test_profile, tmp_path, capsys):
     code, doc, out = _gate(tmp_path, "aa")
     printed = capsys.readouterr()
     fc = doc["latency"]["targets"]["op:fc_float32"]
-    assert code == 0, printed.out
-    assert fc["comparison"]["verdict"] == "no change" and fc["comparison"]["sessions"] >= 6
+    # SAFE when the noise allows ruling 2 % out within the budget, else UNDECIDED; never NOT SAFE (false alarms are
+    # held below 1 % per gate, far below in practice: the resampled rate is in the README)
+    assert code in (0, 3), printed.out
+    assert fc["outcome"] in ("no slowdown", "inconclusive") and fc["comparison"]["sessions"] >= 4
+    assert (code == 0) == (fc["outcome"] == "no slowdown")
+    assert doc["verdict"]["word"] == {0: "SAFE", 3: "UNDECIDED"}[code]
     assert doc["parity"]["counts"]["regression"] == 0 and doc["parity"]["counts"]["both pass"] > 0
     gpu_missing = skip_reason_op("fc_float16")
     if gpu_missing:  # float16 GEMMs run only on CUDA builds: both sides skip with the reason, and it is shown
         assert doc["latency"]["targets"]["op:fc_float16"]["skip"] == {"baseline": gpu_missing,
                                                                       "candidate": gpu_missing}
         assert "op:fc_float16" in (out / "summary.md").read_text().split("Workloads not compared")[1]
-    pairs = fc["pairs"]
+    pairs = [p for p in fc["pairs"] if not p["disturbed"]]
     firsts = [p["first"] for p in pairs]
     assert firsts.count("baseline") == firsts.count("candidate")  # counterbalanced
-    assert len({p["session"] for p in pairs}) == fc["comparison"]["sessions"]
+    assert len(fc["figures"]) == fc["comparison"]["sessions"] == len({p["session"] for p in pairs})
     assert doc["environments"]["baseline"]["freeze"] and doc["environments"]["candidate"]["env"]
     assert (out / "summary.md").read_text().startswith("# MXNet upgrade gate:")
-    assert "SAFE" in printed.out and "[gate " in printed.err  # verdict on stdout, progress on stderr
+    assert ("SAFE" in printed.out or "UNDECIDED" in printed.out) and "[gate " in printed.err  # stdout, stderr
 
 
 @pytest.mark.heavy  # ~20 s: six sessions or more of fresh worker processes
 def test_injected_slowdown_fails_the_gate(test_profile, tmp_path, capsys):
     code, doc, out = _gate(tmp_path, "slow", "--inject-slowdown", "0.2", "--no-parity")
-    c = doc["latency"]["targets"]["op:fc_float32"]["comparison"]
-    assert code == 1 and c["verdict"] == "slower" and 1.1 < c["ratio"] < 1.35
+    t = doc["latency"]["targets"]["op:fc_float32"]
+    c = t["comparison"]
+    assert code == 1 and t["outcome"] == "slower" and c["verdict"] == "slower" and 1.1 < c["ratio"] < 1.35
+    assert c["low"] > 1.0 and t["injected"]
     assert "Testing the gate" in (out / "summary.md").read_text()
     junit = ET.parse(tmp_path / "slow.xml").getroot()
     assert any(tc.get("name") == "op:fc_float32" and tc.find("failure") is not None for tc in junit.iter("testcase"))
@@ -385,3 +410,108 @@ def test_worker_runs_the_onnxruntime_counterpart_under_the_mxnet_name():
         assert case["status"] == "pass" and "small-onnxruntime-qa" in case["detail"]
     finally:
         w.close()
+
+
+# ------------------------------------------------------------------------------------------------ the decision
+def _gates(rng, n_gates, workloads, design, effect=0.0, sd=0.01, tails=None):
+    """Simulated gates through the gate's own decision code (gate.replay: gate.look after every session)."""
+    outcomes = []
+    for _ in range(n_gates):
+        per = []
+        for w in range(workloads):
+            noise = rng.standard_t(tails, design.max_sessions) * sd if tails else rng.normal(0, sd, design.max_sessions)
+            per.append(gate.replay(list((effect if w == 0 else 0.0) + noise), design, workloads, 0.02)[0])
+        outcomes.append(per)
+    return outcomes
+
+
+def test_the_sequential_false_alarm_rate_stays_at_its_level():
+    """Identical sides, looked at after every session up to the planned maximum: the share of gates that call any
+    workload slower stays at or below 1 - confidence (normal and heavy-tailed session figures; 4 standard errors of
+    the simulation). The old rule (a fixed-sample 95 % interval at every look from the 9th session) went over it."""
+    from perfsuite.stats import SequentialDesign
+
+    rng = np.random.default_rng(20261203)
+    for design, n, tails in ((SequentialDesign(0.90, 16, 4), 1500, None), (SequentialDesign(0.90, 16, 4), 1500, 3),
+                             (SequentialDesign(0.99, 20, 4), 1500, None)):
+        gates = _gates(rng, n, 4, design, tails=tails)
+        rate = np.mean([any(o == "slower" for o in g) for g in gates])
+        alpha = 1 - design.confidence
+        assert rate <= alpha + 4 * math.sqrt(alpha * (1 - alpha) / n), (design, tails, rate)
+    # the same data under a naive rule: a 95 % t interval at every look from session 4, no correction
+    from scipy import stats as st
+
+    naive = 0
+    for _ in range(400):
+        f = rng.normal(0, 0.01, 16)
+        naive += any(f[:k].mean() - st.t.isf(0.025, k - 1) * f[:k].std(ddof=1) / math.sqrt(k) > 0 for k in range(4, 17))
+    assert naive / 400 > 0.05  # why every look must be counted
+
+
+def test_a_true_two_percent_slowdown_with_tight_data_is_not_safe():
+    from perfsuite.stats import SequentialDesign
+
+    rng = np.random.default_rng(3)
+    design = SequentialDesign(0.99, 20, 4)
+    gates = _gates(rng, 200, 8, design, effect=math.log(1.02), sd=0.004)
+    assert np.mean([g[0] == "slower" for g in gates]) >= 0.95
+    assert not any(g[0] == "no slowdown" for g in gates)  # never SAFE about the slowed workload
+    assert np.mean([all(o == "no slowdown" for o in g[1:]) for g in gates]) > 0.9  # the others are ruled out
+    doc = _doc(parity={"counts": {}, "cases": [], "seconds": 1.0},
+               targets={"op:slowed": _target("slower", 1.02), "op:other": _target("no slowdown")})
+    assert gate.decide(doc)["word"] == "NOT SAFE"
+
+
+class _FakeWorker:
+    """Scripted times: the candidate's pairs are `ratio` slower; the pairs listed in `disturbed` (by attempt) are
+    disturbed and 5x slower on the candidate side, so they would move any estimate that let them in."""
+
+    def __init__(self, side, ratio, disturbed):
+        self.side, self.ratio, self.disturbed, self.attempt = side, ratio, disturbed, 0
+        self.sent, self.order, self.paused = [], [], False
+
+    def send(self, req):
+        self.sent.append(req)
+
+    def receive(self, timeout, what=""):
+        req = self.sent[-1]
+        if req["cmd"] == "prepare":
+            return {"ok": True, "skip": None, "prepare_s": 0.1, "call_s": 0.06}
+        return {"ok": True}
+
+    def request(self, req, timeout):
+        assert not self.paused, "a paused worker was asked to time"
+        self.order.append(self.side)
+        k = len(self.order)
+        bad = self.side == "candidate" and (k in self.disturbed)
+        wall = 0.06 * (self.ratio if self.side == "candidate" else 1.0) * (5.0 if bad else 1.0)
+        return {"wall_s": wall, "contaminated": bad, "others_cpu_s": 0.0}
+
+    def pause(self):
+        self.paused = True
+
+    def resume(self):
+        self.paused = False
+
+
+def test_disturbed_pairs_are_measured_again_and_never_enter_the_estimate(tmp_path, monkeypatch):
+    monkeypatch.setitem(GATE_PROFILES, TEST_PROFILE.name, TEST_PROFILE)
+    g = gate._Gate(gate.GateOptions(baseline=HERE_PY, candidate=HERE_PY, allow_same=True, profile="unit-test",
+                                    out=str(tmp_path / "o")), open(os.devnull, "w"))
+    t = gate._TargetState("op:fc_float32")
+    warm = max(gate.WARMUP_BLOCKS, gate.OP_VARIANTS)  # the candidate's first requests are its warm-up blocks
+    ws = {"baseline": _FakeWorker("baseline", 1.0, set()),
+          "candidate": _FakeWorker("candidate", 1.03, {warm + 2, warm + 3, warm + 7})}
+    g._measure_target(0, t, ws)
+    m = t.pairs_per_session
+    clean = [p for p in t.pairs if not p["disturbed"]]
+    assert len(clean) == m and len(t.pairs) == m + 3  # three disturbed pairs, each measured again
+    assert t.figures == [pytest.approx(math.log(1.03))]  # the 5x disturbed times did not move the figure
+    firsts = [p["first"] for p in clean]
+    assert firsts.count("baseline") == firsts.count("candidate")  # still half AB, half BA
+    # a redo repeats the disturbed pair's order
+    for i, p in enumerate(t.pairs[:-1]):
+        if p["disturbed"]:
+            assert t.pairs[i + 1]["first"] == p["first"]
+    assert t.disturbed_share == pytest.approx(3 / (m + 3))
+    assert not ws["baseline"].paused or not ws["candidate"].paused
