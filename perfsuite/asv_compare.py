@@ -312,7 +312,7 @@ def compare_versions(results_dir: PathLike, baseline: str = "1.9.1", machine: Op
     if not files:
         raise PerfsuiteInputError(f"no asv result files under {str(root)!r}; run `asv run --quick` first")
     if len(machines) > 1:
-        raise PerfsuiteInputError(f"{str(root)!r} holds results of {len(machines)} machines; pass machine= one of: "
+        raise PerfsuiteInputError(f"{str(root)!r} holds results of {len(machines)} machines; pass --machine with one of: "
                                   f"{', '.join(machines)} (versions are compared on one machine)")
     picked = _pick_commit(files, commit)
     files = [f for f in files if f.commit == picked]
@@ -362,7 +362,9 @@ def compare_versions(results_dir: PathLike, baseline: str = "1.9.1", machine: Op
                     values_out[label], status[label] = None, "missing"
                     continue
                 x = per_version[label][combo]
-                if _is_value(x):
+                if _is_value(x) and (float(x) < 0 or float(x) != float(x)) and unit in ("seconds", "bytes"):
+                    values_out[label], status[label] = None, f"invalid ({x!r})"  # a time or size cannot be < 0
+                elif _is_value(x):
                     values_out[label], status[label] = float(x), "ok"
                 elif isinstance(x, float) and math.isnan(x):
                     values_out[label], status[label] = None, "skipped"

@@ -18,11 +18,19 @@ from perfsuite.errors import PerfsuiteInputError
 
 __all__ = ["main", "build_parser", "format_env_table"]
 
-#: Exit codes: 0 success, 1 a check failed (e.g. parity), 2 bad usage or input.
+#: Exit codes, the same for every command: 0 done (and, for the gate, SAFE); 1 a finding (parity failures, the
+#: gate NOT SAFE); 2 a user error or something that could not run (bad input, an install failure, a crash); 3 no
+#: verdict: the command ran but the evidence decides nothing (no parity case ran, the gate UNDECIDED, bisect found
+#: no boundary among the releases it could check).
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NOTHING_RAN = 3
+EXIT_UNDECIDED = 3
+#: The most alternating rounds explain accepts.
+MAX_ROUNDS = 1000
+_SPEC_HELP = ("a SPEC is a pinned requirement (mxnet==1.9.1, mxnet-cu102==1.7.0), a local MXNet .whl file, or "
+              "python:/path/to/bin/python (an interpreter that already has MXNet)")
 
 _PROG = "perfsuite"
 
@@ -388,6 +396,10 @@ def _check_parity_options(args: argparse.Namespace) -> None:
                 raise PerfsuiteInputError(f"{opt} applies to whole-model checks (--model) only")
         if args.batch_size is not None or args.seq_len is not None:
             raise PerfsuiteInputError("--batch-size and --seq-len apply to whole-model checks (--model) only")
+        if args.pass_timeout != 120.0:
+            raise PerfsuiteInputError("--pass-timeout applies to the graph-pass checks of --model only")
+    if args.force and not args.json:
+        raise PerfsuiteInputError("--force applies to --json, which was not given")
     for opt, val in (("--path", args.path), ("--mode", args.mode), ("--device", args.device), ("--task", args.task)):
         if val is not None and not val:
             raise PerfsuiteInputError(f"{opt} is empty; give at least one value (or leave the option out)")
@@ -448,7 +460,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     check_choice("model", args.model, list(CONFIGS))
     check_choice("task", args.task, TASKS)
     check_choice("path", args.path, list(MODEL_PATHS))
-    check_batch_size(args.batch_size)
+    check_batch_size(args.batch_size, "--batch-size")
     cfg = CONFIGS[args.model]
     if not 2 <= args.seq_len <= cfg.max_length:
         raise PerfsuiteInputError(f"--seq-len {args.seq_len}: allowed 2 <= seq_len <= {cfg.max_length}")
@@ -630,8 +642,10 @@ def _add_report_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "With one results folder (or its results.json): write report.md and the plots again from the raw "
             "samples. With two or more (e.g. the same profile on two MXNet versions): a comparison per workload, "
-            "each result's median and its ratio to the baseline result with a bootstrap confidence interval and a "
-            "verdict, labelled by MXNet version; comparison.md and compare_*.png."),
+            "each result's median and its ratio to the baseline result, labelled by MXNet version; results of one "
+            "MXNet build are that side's replicated runs, each run one unit: Welch's 95% interval over the runs' "
+            "log medians and the exact Mann-Whitney test, a verdict (slower, faster, no change beyond 5%, "
+            "inconclusive) only from 4 runs per side; comparison.md and compare_*.png."),
         epilog="Example: perfsuite report results/20240101-mxnet-1.7.0.post2 results/20240101-mxnet-1.9.1 --baseline 1",
     )
     parser.add_argument("results", nargs="+", metavar="RESULTS",
@@ -658,6 +672,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from perfsuite.outputs import check_output_folder, reserve_folder
 
     docs = [report.load(r) for r in args.results]
+    _refuse_duplicate_runs(docs, args.results)
+    if len(docs) == 1 and args.allow_different_machines:
+        raise PerfsuiteInputError("--allow-different-machines applies to a comparison of several results; one was "
+                                  "given")
     sources = {Path(d["_source"]).resolve().parent for d in docs}
     if args.out is not None:
         out = Path(args.out)
@@ -686,6 +704,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"plot:   {out_dir / p}")
     return EXIT_OK
 
+def _refuse_duplicate_runs(docs: Sequence[dict], given: Sequence[str]) -> None:
+    """The same run given twice (the same file, or a copy with the same raw samples) would count as replicated runs
+    and make a verdict out of nothing."""
+    import hashlib
+    from pathlib import Path
+
+    seen: dict = {}
+    for d, name in zip(docs, given):
+        keys = [("file", str(Path(d["_source"]).resolve())),
+                ("run", hashlib.sha256(json.dumps(d["measurements"], sort_keys=True).encode()).hexdigest())]
+        for key in keys:
+            if key in seen:
+                what = "the same file" if key[0] == "file" else "the same run (identical raw samples)"
+                raise PerfsuiteInputError(f"RESULTS {seen[key]!r} and {name!r} are {what}; give each run once (a "
+                                          "run counted twice would look like two replicated runs)")
+            seen[key] = name
+
+
 def _add_asv_compare_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``perfsuite asv-compare`` (MXNet versions side by side from asv results)."""
     from perfsuite import asv_compare
@@ -711,13 +747,18 @@ def _add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
     profiles = "; ".join(f"{g.name}: {g.doc}" for g in GATE_PROFILES.values())
     parser = subparsers.add_parser(
         "gate",
-        help="upgrade gate: is a candidate MXNet as correct and as fast as the baseline? (exit 0 safe, 1 not)",
+        help="upgrade gate: is a candidate MXNet as correct and as fast as the baseline? (exit 0 safe, 1 not "
+             "safe, 3 undecided)",
         description=(
             "Build (or reuse) one environment per MXNet, run perfsuite's op-level and whole-model parity in both and "
             "match them case by case, then time the profile's workloads in both environments in alternation: "
-            "sessions of fresh worker processes, paired blocks of calls in counterbalanced order, the session as "
-            "the unit of the statistic (Student t interval and exact Wilcoxon test over sessions). Writes "
-            "gate.json, summary.md and junit.xml into a new results folder."),
+            "sessions of fresh worker processes, each workload warmed up and timed in back-to-back pairs of blocks "
+            "(half baseline first), the idle side paused, a session's figure the Hodges-Lehmann estimate of its "
+            "pairs' log-ratios. After every session a group-sequential test (O'Brien-Fleming-type alpha spending, "
+            "Bonferroni over workloads) calls a workload slower when its lower bound exceeds 1, or rules a slowdown "
+            "beyond --threshold out when its upper bound is below 1 + threshold. SAFE needs every workload ruled "
+            "out and no parity regression; a slower workload or a parity regression is NOT SAFE; anything else is "
+            "UNDECIDED. Writes gate.json, summary.md and junit.xml into a new results folder."),
         epilog=(
             "SPEC: a requirement (mxnet==1.8.0.post0, mxnet-cu102==1.7.0), a local .whl file, or python:/path/to/bin/"
             "python (an interpreter that already has MXNet); the candidate may also be an ONNX Runtime release "
@@ -725,10 +766,12 @@ def _add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
             "environment exports the baseline's model to ONNX with --exporter's MXNet and ONNX Runtime runs it; each "
             "MXNet path is compared with its ORT counterpart (exported -> onnxruntime, int8 -> onnxruntime_int8, "
             "gpu_fp32 -> gpu_onnxruntime) and the op grid is not run. Environments are cached under $PERFSUITE_CACHE_DIR or "
-            f"~/.cache/perfsuite/envs. Profiles: {profiles}. Exit codes: 0 safe; 1 a parity regression or a "
-            "workload slower beyond --threshold; 2 the gate could not run or decide (bad input, install failure, "
-            "crashed or hung worker, not enough data within the time budget). Example: perfsuite gate --baseline "
-            "mxnet==1.8.0.post0 --candidate mxnet==1.9.1 --junit-xml gate.xml"),
+            f"~/.cache/perfsuite/envs. Profiles: {profiles}. Exit codes: 0 SAFE (no parity regression, every "
+            "workload's slowdown beyond --threshold ruled out); 1 NOT SAFE (a parity regression or a workload "
+            "measured slower); 2 the gate could not run (bad input, install failure, crashed or hung worker); 3 "
+            "UNDECIDED (it ran, but a workload's slowdown beyond the threshold is neither shown nor ruled out within "
+            "the time budget: the summary names each and the time it would need). Example: perfsuite gate "
+            "--baseline mxnet==1.8.0.post0 --candidate mxnet==1.9.1 --junit-xml gate.xml"),
     )
     parser.add_argument("--baseline", required=True, metavar="SPEC", help="the MXNet in production now")
     parser.add_argument("--candidate", required=True, metavar="SPEC",
@@ -739,15 +782,21 @@ def _add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
                              "1.9.0, else mxnet==1.9.1)")
     parser.add_argument("--profile", default="quick", help="tiny, quick (default) or full (see below)")
     parser.add_argument("--threshold", type=float, default=0.02, metavar="FRACTION",
-                        help="smallest change called slower/faster (default 0.02: 2 %%)")
-    parser.add_argument("--confidence", type=float, default=0.95, metavar="LEVEL",
-                        help="confidence of the intervals and level of the tests (default 0.95)")
+                        help="the slowdown that must be ruled out for SAFE: each workload's upper bound must fall "
+                             "below 1 + threshold (default 0.02: 2 %%)")
+    parser.add_argument("--confidence", type=float, default=0.99, metavar="LEVEL",
+                        help="1 - the gate's false-alarm rate, over every workload and every look together; also "
+                             "1 - the chance of SAFE when a workload is slower by the threshold (default 0.99)")
+    parser.add_argument("--ignore-below", type=float, default=0.0, metavar="FRACTION",
+                        help="call a workload slower only when its lower bound exceeds 1 + this (default 0: any "
+                             "slowdown shown counts; must be below --threshold)")
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                         help="the whole gate's time budget: no new session starts when it would not fit "
                              "(default: the profile's, quick 600; quick with an ONNX Runtime candidate 900)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="results folder (new or empty; default results/gate-<timestamp>-<baseline>-vs-<candidate>)")
     parser.add_argument("--junit-xml", default=None, metavar="FILE", help="also write the JUnit XML here")
+    parser.add_argument("--force", action="store_true", help="replace an existing --junit-xml file")
     parser.add_argument("--strict", action="store_true",
                         help="also block on parity failures present in both, and on cases that run on the baseline "
                              "but cannot run on the candidate")
@@ -763,6 +812,12 @@ def _add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--inject-slowdown", type=float, default=0.0, metavar="FRACTION",
                         help="TESTING THE GATE ONLY: slow the candidate's timed calls by this fraction (a busy-wait "
                              "proportional to each call's own duration, inside the timed window)")
+    parser.add_argument("--inject-target", action="append", default=[], metavar="WORKLOAD",
+                        help="TESTING THE GATE ONLY: inject the slowdown into this workload only (repeatable; default "
+                             "every workload)")
+    parser.add_argument("--no-pause-idle", action="store_true",
+                        help="leave the idle worker running while the other side is timed (default: pause it with "
+                             "SIGSTOP, so its threads cannot take a core)")
     parser.set_defaults(handler=_cmd_gate)
 
 
@@ -774,7 +829,8 @@ def _cmd_gate(args: argparse.Namespace) -> int:
         confidence=args.confidence, time_budget_s=args.time_budget, out=args.out, junit_xml=args.junit_xml,
         strict=args.strict, allow_same=args.allow_same, installer=args.installer, rebuild_envs=args.rebuild_envs,
         seed=args.seed, parity=not args.no_parity, latency=not args.no_latency, threads=args.threads,
-        inject_slowdown=args.inject_slowdown, exporter=args.exporter,
+        inject_slowdown=args.inject_slowdown, exporter=args.exporter, ignore_below=args.ignore_below,
+        inject_targets=tuple(args.inject_target), pause_idle=not args.no_pause_idle, force=args.force,
         argv=[f"{k}={v}" for k, v in vars(args).items() if k not in ("handler", "command")])
     try:
         outcome = gate.run_gate(opts)
@@ -804,15 +860,17 @@ def _add_explain_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=("Examples: perfsuite explain --baseline mxnet==1.7.0.post2 --candidate mxnet==1.9.1 --workload "
                 "op:softmax_fp16_safe; perfsuite explain --baseline mxnet==1.6.0 --candidate mxnet==1.7.0.post2 "
                 "--parity model:small-exported-embedding-b4-L64-random-s0"))
-    parser.add_argument("--baseline", required=True, metavar="SPEC")
-    parser.add_argument("--candidate", required=True, metavar="SPEC")
+    parser.add_argument("--baseline", required=True, metavar="SPEC", help=f"the MXNet before the change; {_SPEC_HELP}")
+    parser.add_argument("--candidate", required=True, metavar="SPEC", help="the MXNet after the change (a SPEC)")
     parser.add_argument("--workload", default=None, metavar="TARGET",
                         help="a gate target: op:NAME or model:MODEL/PATH/TASK/bB/LL")
     parser.add_argument("--parity", default=None, metavar="CASE", help="a parity case id (op:... or model:...)")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating profiling rounds (default 4)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help=f"alternating profiling rounds (default 4; 2 to {MAX_ROUNDS})")
     parser.add_argument("--allow-same", action="store_true", help="allow the same SPEC twice (A/A)")
-    parser.add_argument("--installer", default="uv", help="uv (default) or pip")
+    parser.add_argument("--installer", default="uv", help="uv (default) or pip, to build environments")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the explanation as JSON")
+    parser.add_argument("--force", action="store_true", help="replace an existing --json file")
     parser.set_defaults(handler=_cmd_explain)
 
 
@@ -821,7 +879,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from perfsuite.results import write_json_atomic
 
     if args.json:
-        _check_json_folder(args.json)
+        _check_json_folder(args.json, force=args.force)
+    elif args.force:
+        raise PerfsuiteInputError("--force applies to --json, which was not given")
     doc = ex.explain(args.baseline, args.candidate, workload=args.workload, parity=args.parity, rounds=args.rounds,
                      installer=args.installer, allow_same=args.allow_same)
     print(ex.render_explain(doc))
@@ -841,16 +901,24 @@ def _add_bisect_parser(subparsers: argparse._SubParsersAction) -> None:
             "target such as op:softmax_fp16_safe; changes when it is slower than --good beyond --threshold, judged "
             "with the gate's statistics)."),
         epilog="Example: perfsuite bisect --good mxnet==1.7.0.post2 --bad mxnet==1.9.1 --check latency:op:softmax_fp16_safe")
-    parser.add_argument("--good", required=True, metavar="SPEC")
-    parser.add_argument("--bad", required=True, metavar="SPEC")
-    parser.add_argument("--check", required=True, metavar="CHECK")
-    parser.add_argument("--threshold", type=float, default=0.05, help="latency checks: slower beyond this (0.05)")
-    parser.add_argument("--budget", type=float, default=240.0, metavar="SECONDS",
-                        help="latency checks: time budget of each comparison (default 240)")
+    parser.add_argument("--good", required=True, metavar="SPEC",
+                        help="a release that behaves as wanted, pinned: mxnet==1.7.0.post2")
+    parser.add_argument("--bad", required=True, metavar="SPEC", help="a release that does not, pinned: mxnet==1.9.1")
+    parser.add_argument("--check", required=True, metavar="CHECK",
+                        help="parity:<group> (e.g. parity:layer_norm/float16) or latency:<gate target> (e.g. "
+                             "latency:op:softmax_fp16_safe)")
+    parser.add_argument("--threshold", type=float, default=None, metavar="FRACTION",
+                        help="latency checks: the slowdown that must be ruled out for 'behaves like --good' "
+                             "(default 0.05: 5 %%)")
+    parser.add_argument("--time-budget", "--budget", dest="budget", type=float, default=None, metavar="SECONDS",
+                        help="latency checks: time budget of each comparison (default 240; --budget is the old "
+                             "spelling)")
     parser.add_argument("--versions", type=_csv, default=None, metavar="V[,V...]",
-                        help="the releases to consider instead of PyPI's list (e.g. when PyPI is out of reach)")
-    parser.add_argument("--installer", default="uv", help="uv (default) or pip")
+                        help="the releases to consider instead of PyPI's list (e.g. when PyPI is out of reach); "
+                             "--good's and --bad's are always checked")
+    parser.add_argument("--installer", default="uv", help="uv (default) or pip, to build environments")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
+    parser.add_argument("--force", action="store_true", help="replace an existing --json file")
     parser.set_defaults(handler=_cmd_bisect)
 
 
@@ -858,16 +926,27 @@ def _cmd_bisect(args: argparse.Namespace) -> int:
     from perfsuite import explain as ex
     from perfsuite.results import write_json_atomic
 
-    if not 0 < args.threshold < 1:
-        raise PerfsuiteInputError(f"--threshold {args.threshold!r}: allowed 0 < threshold < 1")
+    import math
+
+    if args.check.startswith("parity:") and (args.threshold is not None or args.budget is not None):
+        raise PerfsuiteInputError("--threshold and --time-budget apply to latency checks; --check "
+                                  f"{args.check!r} is a parity check")
+    threshold = 0.05 if args.threshold is None else args.threshold
+    budget = 240.0 if args.budget is None else args.budget
+    if not 0 < threshold < 1:
+        raise PerfsuiteInputError(f"--threshold {threshold!r}: allowed 0 < threshold < 1 (0.05 is 5 %)")
+    if not (math.isfinite(budget) and 10 <= budget <= 86400):
+        raise PerfsuiteInputError(f"--time-budget {budget!r}: allowed 10 to 86400 seconds")
     if args.json:
-        _check_json_folder(args.json)
-    doc = ex.bisect(args.good, args.bad, args.check, threshold=args.threshold, budget_s=args.budget,
+        _check_json_folder(args.json, force=args.force)
+    elif args.force:
+        raise PerfsuiteInputError("--force applies to --json, which was not given")
+    doc = ex.bisect(args.good, args.bad, args.check, threshold=threshold, budget_s=budget,
                     installer=args.installer, versions=args.versions)
     print(ex.render_bisect(doc))
     if args.json:
         write_json_atomic(args.json, doc)
-    return EXIT_OK
+    return EXIT_OK if doc.get("first_change") else EXIT_NOTHING_RAN
 
 
 # ---------------------------------------------------------------------------------------------
@@ -893,7 +972,7 @@ def build_parser() -> argparse.ArgumentParser:
     from perfsuite import __version__
 
     parser = argparse.ArgumentParser(
-        prog=_PROG,
+        prog=_PROG, allow_abbrev=False,
         description=(
             "Numerical-parity and latency regression checks for BERT inference on MXNet 1.6-1.9.1 "
             "with GluonNLP 0.10."
@@ -904,6 +983,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for register in _PARSER_REGISTRARS:
         register(subparsers)
+    for sub in subparsers.choices.values():  # a typo in a CI script (--no-parit) must be an error, not a guess
+        sub.allow_abbrev = False
     return parser
 
 
@@ -930,6 +1011,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as exc:  # a disk full, a folder that vanished: one line, not a traceback
         where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
         print(f"{_PROG}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:  # a bug of perfsuite's: never exit 1 (a finding to CI) or 0; the traceback is for the report
+        import traceback
+
+        traceback.print_exc()
+        print(f"{_PROG}: internal error (the traceback above); nothing was decided. Please report it.",
+              file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -3,16 +3,18 @@ MXNet builds side by side).
 
 A SPEC names what to install:
 
-- a requirement: ``mxnet==1.8.0.post0``, ``mxnet-cu102==1.7.0`` (any distribution whose name starts with mxnet);
+- a requirement pinned to exactly one release: ``mxnet==1.8.0.post0``, ``mxnet-cu102==1.7.0`` (the MXNet
+  distributions: mxnet, mxnet-mkl, mxnet-native, mxnet-cuNNN[mkl]; ranges, wildcards, ``!=``, ``===``, markers and
+  extras are refused: an environment is cached by its spec and must name one release);
 - a local wheel file: ``./dist/mxnet-1.9.1-py3-none-manylinux2014_x86_64.whl``;
 - an existing interpreter that already has MXNet: ``python:/opt/venvs/mx19/bin/python`` (used as it is);
 - the gate's candidate only: an ONNX Runtime release, ``onnxruntime==1.22.1`` (or ``onnxruntime-gpu==...``): the
   environment gets that ONNX Runtime, the MXNet that exports the model (the *exporter*, by default the baseline's
   MXNet when it is 1.9 or newer) and the onnx release MXNet's exporter works with (perfsuite.paths.onnx.PINNED).
 
-Environments are built with uv (`uv venv` + `uv pip install`; measured on the 2-core machine: about 10 s for a new
-environment, most of it resolving against PyPI, against 60-90 s with pip, which unpacks the 150 MB libmxnet.so
-for every environment; uv links it from its cache), under ``<cache>/envs/<name>-<key>``, where the key hashes
+Environments are built with uv (`uv venv` + `uv pip install`; measured on the 2-core machine: 7-9 s for a new
+environment with uv's cache warm, most of it resolving against PyPI; pip unpacks the 150 MB libmxnet.so for every
+environment and takes longer; uv links it from its cache), under ``<cache>/envs/<name>-<key>``, where the key hashes
 the spec (and a wheel's content), the interpreter, the pinned companions (numpy 1.23.5, gluonnlp 0.10.0,
 safetensors) and perfsuite's version. A build happens in a temporary folder that is renamed into place only when
 complete, so an interrupted build is never reused, and two gates building the same environment at once keep
@@ -82,8 +84,22 @@ class EnvSpec:
         return self.requirement or self.text
 
     @property
+    def release_key(self) -> Tuple[str, ...]:
+        """What identifies the software: mxnet==1.9.1 and mxnet==1.9.1.0 are one release (PEP 440)."""
+        if self.kind == "requirement" and self.requirement and "==" in self.requirement:
+            from packaging.utils import canonicalize_version
+
+            name, _, version = self.requirement.partition("==")
+            return (self.kind, name, canonicalize_version(version), *self.extra)
+        return (self.kind, self.requirement or "", self.path or "", *self.extra)
+
+    @property
     def is_cuda(self) -> bool:
         return bool(self.dist and re.match(r"mxnet-cu\d+", self.dist))
+
+
+#: The MXNet distributions on PyPI: mxnet, mxnet-mkl, mxnet-native, mxnet-cu102, mxnet-cu112mkl, ...
+MXNET_DIST = re.compile(r"^mxnet(-(mkl|native|cu\d+(mkl)?))?$")
 
 
 def parse_spec(text: str, option: str = "spec", allow_runtime: bool = False) -> EnvSpec:
@@ -110,9 +126,15 @@ def parse_spec(text: str, option: str = "spec", allow_runtime: bool = False) -> 
             raise PerfsuiteInputError(f"{option} {text!r}: {path} is not executable; {allowed}")
         return EnvSpec("python", text, path=path)
     if text.endswith(".whl"):
+        import zipfile
+
         path = os.path.abspath(os.path.expanduser(text))
+        if os.path.isdir(path):
+            raise PerfsuiteInputError(f"{option} {text!r}: {path} is a folder, not a wheel file; {allowed}")
         if not os.path.isfile(path):
             raise PerfsuiteInputError(f"{option} {text!r}: wheel file {path} does not exist; {allowed}")
+        if not zipfile.is_zipfile(path):
+            raise PerfsuiteInputError(f"{option} {text!r}: {path} is not a wheel (not a zip archive); {allowed}")
         try:
             name, version, _, _ = parse_wheel_filename(os.path.basename(path))
         except Exception as exc:  # packaging's InvalidWheelFilename
@@ -127,17 +149,33 @@ def parse_spec(text: str, option: str = "spec", allow_runtime: bool = False) -> 
     except InvalidRequirement as exc:
         raise PerfsuiteInputError(f"{option} {text!r} is not a valid requirement ({exc}); {allowed}") from None
     name = canonicalize_name(req.name)
+    if req.marker is not None or req.url or req.extras:
+        raise PerfsuiteInputError(f"{option} {text!r}: markers, extras and URLs are not supported; give the "
+                                  f"distribution and one exact version, e.g. {name}==1.9.1")
     if name in ORT_DISTS and not allow_runtime:
         raise PerfsuiteInputError(f"{option} {text!r}: ONNX Runtime can only be the candidate of `perfsuite gate` "
                                   "(the baseline is the MXNet you run today, and explain/bisect compare MXNet "
                                   f"builds); {allowed}")
-    if not name.startswith("mxnet") and name not in ORT_DISTS:
-        raise PerfsuiteInputError(f"{option} {text!r} installs {req.name}, not an MXNet distribution; {allowed}")
+    if not MXNET_DIST.match(name) and name not in ORT_DISTS:
+        raise PerfsuiteInputError(f"{option} {text!r} installs {req.name}, not an MXNet distribution (mxnet, "
+                                  f"mxnet-cuNNN, mxnet-mkl, mxnet-native); {allowed}")
+    example = "1.22.1" if name in ORT_DISTS else "1.9.1"
     if not req.specifier:
-        example = "1.22.1" if name in ORT_DISTS else "1.9.1"
         raise PerfsuiteInputError(f"{option} {text!r} names no version; pin one, e.g. {name}=={example} (the cached "
                                   "environment is keyed by the spec, so an unpinned one would never be rebuilt)")
-    return EnvSpec("requirement", text, requirement=f"{name}{req.specifier}", dist=name,
+    specs = list(req.specifier)
+    pin = specs[0] if len(specs) == 1 and specs[0].operator == "==" and "*" not in specs[0].version else None
+    if pin is None:
+        raise PerfsuiteInputError(f"{option} {text!r}: pin exactly one version with ==, e.g. {name}=={example} (a "
+                                  "range, a wildcard, != or === names no single release, and the cached "
+                                  "environment is keyed by the spec)")
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        version = Version(pin.version)
+    except InvalidVersion:
+        raise PerfsuiteInputError(f"{option} {text!r}: {pin.version!r} is not a valid version") from None
+    return EnvSpec("requirement", text, requirement=f"{name}=={version}", dist=name,
                    runtime="onnxruntime" if name in ORT_DISTS else "mxnet")
 
 
@@ -265,22 +303,24 @@ def _clean_stale(directory: Path, older_than_s: float = 3600.0) -> None:
             pass
 
 
-def check_interpreter(spec: EnvSpec) -> None:
-    """Refuse a python: spec that does not run Python >= 3.7 or has no MXNet (before any work)."""
+def check_interpreter(spec: EnvSpec, option: str = "") -> None:
+    """Refuse a python: spec that does not run Python >= 3.7 or has no MXNet (before any work); errors start with
+    the option that gave it."""
+    who = f"{option} {spec.text!r}" if option else repr(spec.text)
     code = ("import sys, importlib.util; print(sys.version_info[0], sys.version_info[1], "
             "importlib.util.find_spec('mxnet') is not None)")
     try:
         out = subprocess.run([spec.path or "", "-c", code], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PerfsuiteInputError(f"{spec.text!r} is not a Python interpreter that runs ({exc})") from None
+        raise PerfsuiteInputError(f"{who} is not a Python interpreter that runs ({exc})") from None
     parts = out.stdout.split()
     if out.returncode != 0 or len(parts) != 3:
-        raise PerfsuiteInputError(f"{spec.text!r} is not a Python interpreter (running it with -c gave exit "
+        raise PerfsuiteInputError(f"{who} is not a Python interpreter (running it with -c gave exit "
                                   f"{out.returncode}: {(out.stderr or out.stdout).strip()[:200]!r})")
     if (int(parts[0]), int(parts[1])) < (3, 7):
-        raise PerfsuiteInputError(f"{spec.text!r} is Python {parts[0]}.{parts[1]}; perfsuite needs Python >= 3.7")
+        raise PerfsuiteInputError(f"{who} is Python {parts[0]}.{parts[1]}; perfsuite needs Python >= 3.7")
     if parts[2] != "True":
-        raise PerfsuiteInputError(f"{spec.text!r} has no MXNet (import mxnet would fail); install one into it, "
+        raise PerfsuiteInputError(f"{who} has no MXNet (import mxnet would fail); install one into it, "
                                   "or give a requirement such as mxnet==1.9.1 and let the gate build the environment")
 
 

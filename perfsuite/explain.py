@@ -53,6 +53,46 @@ _CASE_RE = re.compile(r"^(?:model:)?(?P<model>.+)-(?P<path>[a-z0-9_]+)-(?P<task>
                       r"-b(?P<batch>\d+)-L(?P<seq>\d+)-(?P<inputs>random|text)-s(?P<seed>\d+)$")
 
 
+def _check_installer(installer: str) -> None:
+    from perfsuite.envs import INSTALLERS
+
+    if installer not in INSTALLERS:
+        raise PerfsuiteInputError(f"--installer {installer!r}; allowed: {', '.join(INSTALLERS)}")
+
+
+def check_case_id(case_id: str) -> None:
+    """A parity case id explain can trace: an op case of perfsuite's grid or a whole-model case id."""
+    if case_id.startswith("op:"):
+        from perfsuite import parity
+
+        ids = {f"op:{c.id}" for c in parity.default_cases(devices=["cpu", "gpu"])}
+        if case_id not in ids:
+            raise PerfsuiteInputError(f"--parity {case_id!r} is not an op case of perfsuite's grid (`perfsuite parity "
+                                      "--list` lists them)")
+    elif case_id.startswith("model:"):
+        parse_model_case_id(case_id)
+    else:
+        raise PerfsuiteInputError(f"--parity {case_id!r}: a case id starts with op: or model: (e.g. "
+                                  "model:small-exported-embedding-b4-L64-random-s0)")
+
+
+def parity_groups() -> List[str]:
+    """The groups a parity:<group> check may name: op groups (path/mode/device and its prefixes) and model groups
+    (model/path/task and its prefixes)."""
+    from perfsuite import parity
+    from perfsuite.models import TASKS
+    from perfsuite.paths.model import MODEL_PATHS
+    from perfsuite.weights import CONFIGS
+
+    full = {f"{c.path}/{c.mode}/{c.device}" for c in parity.default_cases(devices=["cpu", "gpu"])}
+    full |= {f"{m}/{p}/{t}" for m in CONFIGS for p in MODEL_PATHS for t in TASKS}
+    out = set(full)
+    for g in full:
+        parts = g.split("/")
+        out |= {"/".join(parts[:i]) for i in range(1, len(parts))}
+    return sorted(out)
+
+
 def parse_model_case_id(case_id: str) -> Any:
     """'model:small-exported-embedding-b4-L64-random-s0' -> ModelCase."""
     from perfsuite.model_parity import ModelCase
@@ -301,10 +341,14 @@ def bisect(good: str, bad: str, check: str, threshold: float = 0.05, budget_s: f
 
     from perfsuite.envs import parse_spec
 
+    from packaging.version import InvalidVersion
+
     g, b = parse_spec(good, "--good"), parse_spec(bad, "--bad")
     if g.kind != "requirement" or b.kind != "requirement" or g.dist != b.dist:
         raise PerfsuiteInputError("bisect needs --good and --bad as pinned requirements of one distribution, e.g. "
                                   "--good mxnet==1.7.0.post2 --bad mxnet==1.9.1")
+    if g.release_key == b.release_key:
+        raise PerfsuiteInputError(f"--good and --bad are the same release ({g.label}); nothing lies between them")
     kind, _, what = check.partition(":")
     if kind not in ("parity", "latency") or not what:
         raise PerfsuiteInputError(f"--check {check!r}; allowed: parity:<group> (e.g. parity:layer_norm/float16) or "
@@ -313,10 +357,34 @@ def bisect(good: str, bad: str, check: str, threshold: float = 0.05, budget_s: f
         from perfsuite.workloads import Target
 
         Target(what)
+    elif what not in parity_groups():
+        raise PerfsuiteInputError(f"--check {check!r}: no parity group {what!r}; groups are an op's path/mode/device "
+                                  "(e.g. layer_norm/float16) or a model's model/path/task (e.g. small/exported/"
+                                  "embedding), or a prefix of one")
+    _check_installer(installer)
+    if not (math.isfinite(threshold) and 0 < threshold < 1):
+        raise PerfsuiteInputError(f"--threshold {threshold!r}: allowed 0 < threshold < 1")
+    if not (math.isfinite(budget_s) and budget_s >= 10):
+        raise PerfsuiteInputError(f"--time-budget {budget_s!r}: allowed >= 10 seconds")
+    from perfsuite.cache import check_cache_root
+
+    check_cache_root()
     gv, bv = (str(g.requirement).split("==", 1)[1], str(b.requirement).split("==", 1)[1])
     lo, hi = sorted([Version(gv), Version(bv)])
+    if versions is not None:
+        if not versions:
+            raise PerfsuiteInputError("--versions names no release; give releases such as 1.8.0.post0,1.9.0, or "
+                                      "leave it out to list PyPI's")
+        for v in versions:
+            try:
+                Version(v)
+            except InvalidVersion:
+                raise PerfsuiteInputError(f"--versions: {v!r} is not a version (e.g. 1.8.0.post0)") from None
+        outside = [v for v in versions if not lo <= Version(v) <= hi]
+        if outside:
+            raise PerfsuiteInputError(f"--versions: {', '.join(outside)} not between --good ({gv}) and --bad ({bv})")
     allv = list(versions) if versions is not None else release_versions(g.dist or "mxnet")
-    between = [v for v in allv if lo <= Version(v) <= hi]
+    between = sorted({str(Version(v)): v for v in [*allv, gv, bv] if lo <= Version(v) <= hi}.values(), key=Version)
     if Version(gv) > Version(bv):
         between = between[::-1]  # walk from good towards bad
     envs = _Envs(installer, err)
@@ -407,26 +475,43 @@ def _check_latency(envs: _Envs, good: str, spec: str, target: str, threshold: fl
         shutil.rmtree(out, ignore_errors=True)  # the verdict is all bisect keeps
     t = (res.doc.get("latency") or {}).get("targets", {}).get(target, {})
     c = t.get("comparison")
-    if not c or c["verdict"] == "not enough data":
-        return None, "not enough data"
-    return c["verdict"] != "slower", f"{c['describe']}"
+    outcome = t.get("outcome")
+    if outcome == "slower":
+        return False, c["describe"]
+    if outcome in ("no slowdown", "faster"):
+        return True, c["describe"]
+    # inconclusive, not enough data, disturbed: undecided is never taken for "behaves like --good"
+    return None, f"undecided ({outcome}): " + ((c or {}).get("describe") or "not measured")
 
 
 def explain(baseline: str, candidate: str, workload: Optional[str] = None, parity: Optional[str] = None,
             rounds: int = 4, installer: str = "uv", allow_same: bool = False,
             err: TextIO = sys.stderr) -> Dict[str, Any]:
     """`perfsuite explain`: attribute a latency change (workload) or a parity difference (case) to operators."""
-    from perfsuite.envs import parse_spec
+    from perfsuite.envs import check_interpreter, parse_spec
 
     if (workload is None) == (parity is None):
         raise PerfsuiteInputError("give exactly one of --workload TARGET and --parity CASE")
     b, c = parse_spec(baseline, "--baseline"), parse_spec(candidate, "--candidate")
-    same = b.requirement == c.requirement and b.path == c.path
+    same = b.release_key == c.release_key
     if same and not allow_same:
         raise PerfsuiteInputError(f"--baseline and --candidate are the same ({b.label}); pass --allow-same for an "
                                   "A/A check")
-    if rounds < 2:
-        raise PerfsuiteInputError(f"--rounds {rounds}: at least 2 (alternating rounds, a median over them)")
+    if not 2 <= rounds <= 1000:
+        raise PerfsuiteInputError(f"--rounds {rounds}: allowed 2 to 1000 (alternating rounds, a median over them)")
+    _check_installer(installer)
+    if workload is not None:
+        from perfsuite.workloads import Target
+
+        Target(workload)  # validates, before any environment is built
+    else:
+        check_case_id(parity or "")
+    from perfsuite.cache import check_cache_root
+
+    check_cache_root()
+    for spec, option in ((b, "--baseline"), (c, "--candidate")):
+        if spec.kind == "python":
+            check_interpreter(spec, option)
     variants = ("aa-baseline", "aa-candidate") if same and b.kind != "python" else ("", "")
     envs = _Envs(installer, err)
     t0 = time.perf_counter()
@@ -492,5 +577,9 @@ def render_bisect(doc: Dict[str, Any]) -> str:
         lines.append(f"the check changes between {a} (like --good) and {b} (like --bad): first release with the "
                      f"change: {doc['first_change']}")
     else:
-        lines.append("no change found between the releases that could be checked")
+        unknown = [r["version"] for r in doc["results"] if r["good"] is None]
+        bad_state = next((r["good"] for r in doc["results"] if r["version"] == doc["releases"][-1]), None)
+        why = (f"{', '.join(unknown)} could not be checked" if unknown else
+               "--bad behaves like --good under this check" if bad_state else "the releases checked do not say where")
+        lines.append(f"UNDECIDED: no boundary found ({why}); exit 3")
     return "\n".join(lines) + "\n"

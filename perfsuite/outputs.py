@@ -28,6 +28,8 @@ def _writable_anchor(path: Path, option: str) -> None:
 
 def check_output_folder(path: str, option: str, *, must_be_new: bool = True) -> Path:
     """Validate a results folder to be created: not a file, creatable, and (when `must_be_new`) empty or absent."""
+    if not str(path).strip():
+        raise PerfsuiteInputError(f"{option} {path!r} is empty; give a folder (it is created)")
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise PerfsuiteInputError(f"{option} {path!r} is a file; give a folder (it is created)")
@@ -75,6 +77,8 @@ def check_output_file(path: str, option: str, suffix: Optional[str] = None, forc
     if p.is_dir():
         raise PerfsuiteInputError(f"{option} {path!r} is a folder; give a file name")
     folder = p.parent if str(p.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise PerfsuiteInputError(f"{option} {path!r}: {str(folder)!r} is a file, not a folder")
     if not folder.is_dir():
         raise PerfsuiteInputError(f"{option} {path!r}: folder {str(folder)!r} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):

@@ -193,10 +193,14 @@ def check_lengths(length: Any, shape: Sequence[int], seq_len: int, min_length: i
     return a.astype(np.int64, copy=False)
 
 
-def check_batch_size(n: Any) -> int:
-    """Batch size: a positive integer (bool rejected)."""
-    if not _is_int(n) or n <= 0:
-        raise PerfsuiteInputError(f"batch size {n!r} is not allowed; batch size must be a positive integer")
+#: The largest batch size accepted (the seed's grid stops at 300; beyond this memory runs out first).
+MAX_BATCH_SIZE = 4096
+
+
+def check_batch_size(n: Any, option: str = "batch size") -> int:
+    """Batch size: an integer from 1 to MAX_BATCH_SIZE (bool rejected); the error names `option`."""
+    if not _is_int(n) or not 1 <= n <= MAX_BATCH_SIZE:
+        raise PerfsuiteInputError(f"{option} {n!r} is not allowed; allowed: an integer from 1 to {MAX_BATCH_SIZE}")
     return int(n)
 
 

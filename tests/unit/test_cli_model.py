@@ -368,7 +368,7 @@ BAD_INFER = {
                                              "than --seq-len 8; allowed: at most 8 (pass --truncate"),
     "seq-len above 512": lambda t: (["--seq-len", "513"], "--seq-len 513: allowed 2 <= seq_len <= 512"),
     "seq-len below 2": lambda t: (["--seq-len", "1"], "--seq-len 1: allowed 2 <= seq_len <= 512"),
-    "batch size 0": lambda t: (["--batch-size", "0"], "batch size 0 is not allowed; batch size must be a positive"),
+    "batch size 0": lambda t: (["--batch-size", "0"], "--batch-size 0 is not allowed; allowed: an integer from 1 to"),
     "output not .npy": lambda t: (["--output", str(t / "out.txt")], f"--output '{t}/out.txt': must end in .npy"),
     "output folder missing": lambda t: (["--output", str(t / "no" / "out.npy")],
                                         f"--output '{t}/no/out.npy': folder '{t}/no' does not exist"),

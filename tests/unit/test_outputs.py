@@ -13,7 +13,7 @@ import pytest
 
 from perfsuite import cli
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.outputs import RESERVED_MARKER, check_output_file, reserve_folder
+from perfsuite.outputs import RESERVED_MARKER, check_output_file, check_output_folder, reserve_folder
 from perfsuite.results import write_json_atomic
 
 
@@ -45,13 +45,36 @@ def test_output_files_are_checked(tmp_path):
         check_output_file(str(tmp_path / "x.txt"), "--output", ".npy")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders: the check cannot be shown as root")
-def test_unwritable_folder_is_refused(tmp_path):
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    """A folder nobody can write into, root included (CI runs as root, who ignores permission bits): mode 0500 for
+    other users, and for root the immutable attribute (chattr +i), which the kernel enforces on root too."""
+    import shutil
+
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
+    immutable = False
+    if os.geteuid() == 0:
+        chattr = shutil.which("chattr")
+        if not chattr or subprocess.run([chattr, "+i", str(ro)], capture_output=True).returncode != 0:
+            pytest.skip("running as root, and this file system has no immutable attribute (chattr +i failed): no "
+                        "folder here is unwritable for root")
+        immutable = True
+    try:
+        yield ro
+    finally:
+        if immutable:
+            subprocess.run([shutil.which("chattr"), "-i", str(ro)], capture_output=True)
+        ro.chmod(0o700)
+
+
+def test_unwritable_folder_is_refused(unwritable_folder):
+    assert not os.access(unwritable_folder, os.W_OK)
     with pytest.raises(PerfsuiteInputError, match="is not writable"):
-        check_output_file(str(ro / "x.json"), "--json")
+        check_output_file(str(unwritable_folder / "x.json"), "--json")
+    with pytest.raises(PerfsuiteInputError, match="is not writable"):
+        check_output_folder(str(unwritable_folder / "out"), "--out")
 
 
 def test_two_runs_started_at_once_both_keep_their_results(tmp_path):

@@ -175,9 +175,9 @@ def test_check_lengths_rejects_shape() -> None:
 # --- scalars and choices -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n", [0, -3, 1.5, 2.0, True, "4", None])
+@pytest.mark.parametrize("n", [0, -3, 1.5, 2.0, True, "4", None, 4097, 10 ** 6])
 def test_check_batch_size_rejects(n: object) -> None:
-    with _raises(f"batch size {n!r} is not allowed; batch size must be a positive integer"):
+    with _raises(f"batch size {n!r} is not allowed; allowed: an integer from 1 to 4096"):
         v.check_batch_size(n)
 
 

@@ -75,8 +75,8 @@ def test_workload_id_and_order():
     (dict(paths=["hybridised"]), "unknown path 'hybridised'; allowed: imperative, hybridized"),
     (dict(models=["bert-huge"]), "unknown model 'bert-huge'; allowed: small, bert-base, bert-large, minilm"),
     (dict(tasks=["ner"]), "unknown task 'ner'; allowed: classification, qa, embedding"),
-    (dict(batch_sizes=[0]), "batch size 0: must be a positive integer"),
-    (dict(batch_sizes=[2.5]), "batch size 2.5: must be a positive integer"),
+    (dict(batch_sizes=[0]), "--batch-size 0: allowed 1 to 4096"),
+    (dict(batch_sizes=[2.5]), "--batch-size 2.5: allowed 1 to 4096"),
     (dict(seq_lens=[1]), "sequence length 1: allowed 2 <= seq_len <= 512"),
     (dict(seq_lens=[513]), "sequence length 513: allowed 2 <= seq_len <= 512"),
 ])
