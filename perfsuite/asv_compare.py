@@ -412,8 +412,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--bench", help="only benchmarks whose name matches this regular expression")
     parser.add_argument("--all", action="store_true", dest="include_empty",
                         help="also list combinations skipped in every version (e.g. GPU paths on a CPU machine)")
-    parser.add_argument("--json", action="store_true", help="print the table as JSON instead of Markdown")
+    parser.add_argument("--format", choices=("markdown", "json"), default=None,
+                        help="how to print the table: markdown (default) or json")
+    parser.add_argument("--json", action="store_true",
+                        help="deprecated spelling of --format json (elsewhere --json FILE writes a file)")
     return parser
+
+
+def _format(args: argparse.Namespace) -> str:
+    """--format, or the deprecated print flag --json (one name per concept: --json FILE writes a file elsewhere)."""
+    if args.json:
+        if args.format not in (None, "json"):
+            raise PerfsuiteInputError(f"--json and --format {args.format} disagree; give --format only")
+        print("perfsuite: --json (print JSON) is deprecated here and will be removed in the next release; use "
+              "--format json", file=sys.stderr)
+        return "json"
+    return args.format or "markdown"
 
 
 def run_args(args: argparse.Namespace) -> int:
@@ -423,9 +437,10 @@ def run_args(args: argparse.Namespace) -> int:
             re.compile(args.bench)
         except re.error as exc:
             raise PerfsuiteInputError(f"--bench {args.bench!r} is not a valid regular expression ({exc})") from None
+    fmt = _format(args)
     table = compare_versions(args.results_dir, baseline=args.baseline, machine=args.machine, commit=args.commit,
                              bench=args.bench, include_empty=args.include_empty)
-    if args.json:
+    if fmt == "json":
         print(json.dumps(table.to_dict(), indent=1))
     else:
         print(table.to_markdown(), end="")

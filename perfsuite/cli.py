@@ -56,11 +56,11 @@ def _add_info_parser(subparsers: argparse._SubParsersAction) -> None:
             "2-core machine); set OMP_NUM_THREADS for timings."
         ),
     )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON object (with 'format_version') instead of the table, for scripts and result files",
-    )
+    parser.add_argument("--format", choices=("table", "json"), default=None,
+                        help="table (default) or json: one JSON object (with 'format_version') for scripts and "
+                             "result files")
+    parser.add_argument("--json", action="store_true",
+                        help="deprecated spelling of --format json (elsewhere --json FILE writes a file)")
     parser.set_defaults(handler=_cmd_info)
 
 
@@ -101,8 +101,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
     """Print the environment as a table or JSON."""
     from perfsuite.env import collect_env  # lazy: keeps `perfsuite --help` fast
 
-    info = collect_env()
     if args.json:
+        if args.format not in (None, "json"):
+            raise PerfsuiteInputError(f"--json and --format {args.format} disagree; give --format only")
+        print("perfsuite: info --json is deprecated and will be removed in the next release; use --format json "
+              "(elsewhere --json FILE writes a file)", file=sys.stderr)
+    info = collect_env()
+    if args.json or args.format == "json":
         print(json.dumps(info.to_dict(), indent=2))
     else:
         print(format_env_table(info))

@@ -170,3 +170,16 @@ def test_python_dash_m_perfsuite_info_json() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["mxnet_distribution"] == penv.find_mxnet_distribution().name
+
+
+def test_format_json_is_the_name_and_the_old_flag_still_works(capsys: pytest.CaptureFixture[str]) -> None:
+    """One vocabulary: --json FILE writes a file (parity, explain, bisect); printing JSON is --format json. The old
+    print flag keeps working for one release, with a deprecation line on stderr."""
+    assert cli.main(["info", "--format", "json"]) == 0
+    new = capsys.readouterr()
+    assert json.loads(new.out)["format_version"] == penv.ENV_FORMAT_VERSION and "deprecated" not in new.err
+    assert cli.main(["info", "--json"]) == 0
+    old = capsys.readouterr()
+    assert json.loads(old.out) == json.loads(new.out) and "deprecated" in old.err and "--format json" in old.err
+    assert cli.main(["info", "--json", "--format", "table"]) == cli.EXIT_USAGE
+    assert "disagree" in capsys.readouterr().err

@@ -515,3 +515,103 @@ def test_disturbed_pairs_are_measured_again_and_never_enter_the_estimate(tmp_pat
             assert t.pairs[i + 1]["first"] == p["first"]
     assert t.disturbed_share == pytest.approx(3 / (m + 3))
     assert not ws["baseline"].paused or not ws["candidate"].paused
+
+
+# ------------------------------------------------------------------------------------------------ planning, calibration
+def _gate_object(tmp_path, monkeypatch, profile=None):
+    monkeypatch.setitem(GATE_PROFILES, TEST_PROFILE.name, profile or TEST_PROFILE)
+    return gate._Gate(gate.GateOptions(baseline=HERE_PY, candidate=HERE_PY, allow_same=True, profile="unit-test",
+                                       out=str(tmp_path / "o")), open(os.devnull, "w"))
+
+
+def _state_with_sessions(tid, sessions, pairs, within, between, call_s=0.3, seed=0):
+    from perfsuite.stats import hodges_lehmann
+
+    rng = np.random.default_rng(seed)
+    t = gate._TargetState(tid)
+    t.calls, t.pairs_per_session = 1, pairs
+    for s in range(sessions):
+        shift = rng.normal(0, between)
+        lr = shift + rng.normal(0, within, pairs)
+        for x in lr:
+            t.pairs.append({"session": s, "first": "baseline", "baseline_s": call_s, "candidate_s": call_s * math.exp(x),
+                            "disturbed": False})
+        t.figures.append(hodges_lehmann(lr))
+        t.figure_sessions.append(s)
+        t.overhead_s.append(5.0)
+        t.session_s.append(5.0 + pairs * 2 * call_s)
+    return t
+
+
+def test_pairs_are_planned_from_the_variance_components(tmp_path, monkeypatch):
+    """The plan follows the measured components: pair noise dominating -> more pairs; process noise dominating ->
+    the fewest pairs allowed (16 for models, BERT-base included; 8 for ops); beyond reach -> unchanged, said so."""
+    import perfsuite.stats as pstats
+
+    g = _gate_object(tmp_path, monkeypatch)
+    g.compared = 4
+    components = {}
+    monkeypatch.setattr(pstats, "variance_components", lambda lr, units: dict(components))
+
+    def plan(tid, within, between, pairs=16, call_s=0.01):
+        components.update(within_sd_per_pair=within, between_sd=between)
+        t = _state_with_sessions(tid, 8, pairs, within=0.01, between=0.0, call_s=call_s)
+        g._replan(t, 8)
+        return t
+
+    noisy = plan("model:small/hybridized/classification/b8/L64", within=0.08, between=0.0)
+    assert noisy.pairs_per_session > 16 and noisy.plan_history[-1]["why"] == "variance components"
+    assert noisy.plan_history[-1]["planned_sessions"] <= g.design.max_sessions
+    assert plan("model:small/onednn/classification/b8/L64", within=0.01, between=0.004, pairs=40).pairs_per_session \
+        == gate.MIN_PAIRS  # never below 16 for a model
+    assert plan("op:fc_float32", within=0.01, between=0.004, call_s=0.05).pairs_per_session == gate.MIN_PAIRS_OP
+    hopeless = plan("op:softmax_length", within=0.05, between=0.2, call_s=0.05)
+    assert hopeless.pairs_per_session == 16 and "no look ahead" in hopeless.plan_history[-1]["why"]
+    # more within-session noise never asks for fewer pairs
+    ms = [plan("model:small/int8/classification/b8/L64", within=w, between=0.0).pairs_per_session
+          for w in (0.02, 0.04, 0.06, 0.08)]
+    assert ms == sorted(ms)
+
+
+def test_an_undecided_workload_says_what_deciding_it_would_take(tmp_path, monkeypatch):
+    g = _gate_object(tmp_path, monkeypatch)
+    g.compared = 1
+    t = _state_with_sessions("op:fc_float32", 6, 16, within=0.01, between=0.02, call_s=0.05, seed=4)
+    needs = g._needs(t, g._comparison(t))
+    assert needs["sessions"] >= g.op_design.first_look and needs["seconds"] > 0
+    assert f"{needs['sessions']} sessions" in needs["why"] and "session sd" in needs["why"]
+    t.figures = [math.log(1.05)] * 5 + [math.log(1.04)]
+    assert "beyond the threshold" in g._needs(t, g._comparison(t))["why"]
+
+
+def test_calibration_pools_aa_sessions_and_resamples_them_through_the_gates_decision():
+    from perfsuite import gate_calibration as gc
+    from perfsuite.stats import SequentialDesign
+
+    rng = np.random.default_rng(9)
+    runs = []
+    for i in range(12):
+        injected = "op:a" if i % 2 else None
+        targets = {tid: {"outcome": "no slowdown", "injected": tid == injected, "figures": list(
+            rng.normal(0.02 if tid == injected else 0.0, 0.01, 8)), "noise": {"within_sd_per_pair": 0.03,
+                                                                             "between_sd": 0.005, "pairs": 128,
+                                                                             "sessions": 8}}
+                   for tid in ("op:a", "op:b")}
+        if injected:
+            targets["op:a"]["outcome"] = "slower"
+        runs.append({"condition": "2% into op:a" if injected else "A/A", "inject": 0.02 if injected else 0.0,
+                     "exit_code": 1 if injected else 0, "elapsed_s": 100.0, "sessions": 8, "targets": targets})
+    pooled = gc.pool(runs)
+    assert len(pooled["op:b"]) == 12 * 8 and len(pooled["op:a"]) == 6 * 8  # injected sessions never pooled
+    s = gc.summarize(runs)
+    assert s["conditions"]["2% into op:a"]["injected_caught"]["k"] == 6
+    assert s["conditions"]["A/A"]["safe"]["k"] == 6 and s["real_false_alarms"]["k"] == 0
+    r = gc.resample(pooled, SequentialDesign(0.99, 12, 4), 300, 0.02, seed=1)
+    assert r["gates"] == 300 and r["false_alarms"]["k"] <= 6 and r["safe"]["rate"] > 0.5
+    assert set(r["per_workload"]) == {"op:a", "op:b"}
+    assert "Resampled A/A gates (300" in gc.render({"spec": "x", "profile": "p", "runs": runs, "summary": s,
+                                                    "resampled": r})
+    assert gc.parse_inject("0.02@random-op") == (0.02, "random-op")
+    with pytest.raises(PerfsuiteInputError, match="expected FRACTION@WORKLOAD"):
+        gc.parse_inject("2%")
+    assert [c["condition"] for c in gc.plan(2, [(0.02, "x")], 1)] == ["A/A", "0.02 into x", "A/A"]
