@@ -419,7 +419,11 @@ def _gates(rng, n_gates, workloads, design, effect=0.0, sd=0.01, tails=None):
     for _ in range(n_gates):
         per = []
         for w in range(workloads):
-            noise = rng.standard_t(tails, design.max_sessions) * sd if tails else rng.normal(0, sd, design.max_sessions)
+            n = design.max_sessions
+            if tails == "mix":  # 15 % of sessions on an unlucky layout, 5x noisier (as seen in A/A gates here)
+                noise = np.where(rng.random(n) < 0.15, rng.normal(0, 5 * sd, n), rng.normal(0, sd, n))
+            else:
+                noise = rng.standard_t(tails, n) * sd if tails else rng.normal(0, sd, n)
             per.append(gate.replay(list((effect if w == 0 else 0.0) + noise), design, workloads, 0.02)[0])
         outcomes.append(per)
     return outcomes
@@ -433,7 +437,7 @@ def test_the_sequential_false_alarm_rate_stays_at_its_level():
 
     rng = np.random.default_rng(20261203)
     for design, n, tails in ((SequentialDesign(0.90, 16, 4), 1500, None), (SequentialDesign(0.90, 16, 4), 1500, 3),
-                             (SequentialDesign(0.99, 20, 4), 1500, None)):
+                             (SequentialDesign(0.90, 12, 4), 1500, "mix"), (SequentialDesign(0.99, 20, 4), 1500, None)):
         gates = _gates(rng, n, 4, design, tails=tails)
         rate = np.mean([any(o == "slower" for o in g) for g in gates])
         alpha = 1 - design.confidence

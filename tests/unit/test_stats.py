@@ -14,7 +14,7 @@ import pytest
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.stats import (Comparison, SequentialDesign, compare_paired, compare_runs, compare_sessions,
                              hodges_lehmann, log_ratios, min_units_paired, min_units_runs, obf_spending,
-                             percentile_summary, sequential_boundaries, variance_components)
+                             percentile_summary, sequential_boundaries, trimmed_t, variance_components)
 
 
 @pytest.fixture
@@ -370,15 +370,33 @@ def test_compare_sessions_bounds_are_the_designs_at_this_look():
     d = _design()
     f = np.random.default_rng(3).normal(0.01, 0.01, 12)
     c = compare_sessions(f, d, 8)
-    q_slow, q_safe = d.critical(12, 8)
-    se = np.std(f, ddof=1) / math.sqrt(12)
-    assert c.low == pytest.approx(math.exp(f.mean() - q_slow * se)) and c.high == pytest.approx(math.exp(f.mean() + q_slow * se))
-    assert c.margin_high == pytest.approx(math.exp(f.mean() + q_safe * se)) and q_safe < q_slow
+    m, se, df = trimmed_t(f)
+    assert df == 12 - 2 * 1 - 1  # 10 % of 12: one figure cut from each end
+    q_slow, q_safe = d.critical(12, 8, df)
+    assert c.ratio == pytest.approx(math.exp(m))
+    assert c.low == pytest.approx(math.exp(m - q_slow * se)) and c.high == pytest.approx(math.exp(m + q_slow * se))
+    assert c.margin_high == pytest.approx(math.exp(m + q_safe * se)) and q_safe < q_slow
     lv = d.nominal_levels(8)
-    assert q_slow == pytest.approx(st.t.isf(lv["slower"][12 - 4], 11))
+    assert q_slow == pytest.approx(st.t.isf(lv["slower"][12 - 4], df))
     # each look below the whole level; the last far above a Bonferroni split over the 17 looks (correlated looks)
     assert max(lv["slower"]) < 0.01 / 8 and lv["slower"][-1] > 0.01 / 8 / 17 * 5
     assert c.n_units == 12 and c.unit == "session" and c.confidence == pytest.approx(1 - 0.01 / 8)
     assert compare_sessions(f[:3], d, 8).verdict == "not enough data"
     with pytest.raises(PerfsuiteInputError, match="this design looks after 4 to 20"):
         compare_sessions(np.zeros(21), d, 8)
+
+
+def test_trimmed_t_is_tukey_mclaughlin_and_shrugs_off_one_wild_session():
+    from scipy import stats as st
+
+    f = np.array([0.01, -0.004, 0.002, 0.0, 0.003, -0.001, 0.005, 0.001, -0.002, 0.06, 0.004, -0.003])
+    m, se, df = trimmed_t(f)
+    s = np.sort(f)
+    assert m == pytest.approx(st.trim_mean(f, 0.1)) and m == pytest.approx(np.mean(s[1:-1])) and df == 9
+    w = s.copy()
+    w[0], w[-1] = s[1], s[-2]
+    assert se == pytest.approx(np.std(w, ddof=1) / (0.8333333333333334 * math.sqrt(12)))
+    # the plain standard error is three times larger: one wild session widens every bound that much
+    assert np.std(f, ddof=1) / math.sqrt(12) > 2.5 * se
+    few = np.array([0.01, 0.02, 0.0, 0.01])
+    assert trimmed_t(few) == pytest.approx((few.mean(), few.std(ddof=1) / 2, 3))  # g = 0: Student's t
