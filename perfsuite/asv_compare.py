@@ -419,17 +419,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def _format(args: argparse.Namespace) -> str:
-    """--format, or the deprecated print flag --json (one name per concept: --json FILE writes a file elsewhere)."""
-    if args.json:
-        if args.format not in (None, "json"):
-            raise PerfsuiteInputError(f"--json and --format {args.format} disagree; give --format only")
-        print("perfsuite: --json (print JSON) is deprecated here and will be removed in the next release; use "
-              "--format json", file=sys.stderr)
-        return "json"
-    return args.format or "markdown"
-
-
 def run_args(args: argparse.Namespace) -> int:
     """Handler: print the table; 0 when printed (PerfsuiteInputError propagates for exit code 2)."""
     if args.bench:  # a bad pattern is refused before any file is read
@@ -437,7 +426,9 @@ def run_args(args: argparse.Namespace) -> int:
             re.compile(args.bench)
         except re.error as exc:
             raise PerfsuiteInputError(f"--bench {args.bench!r} is not a valid regular expression ({exc})") from None
-    fmt = _format(args)
+    from perfsuite.outputs import print_format
+
+    fmt = print_format(args.json, args.format, "markdown", "asv-compare")
     table = compare_versions(args.results_dir, baseline=args.baseline, machine=args.machine, commit=args.commit,
                              bench=args.bench, include_empty=args.include_empty)
     if fmt == "json":

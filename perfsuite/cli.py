@@ -101,13 +101,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     """Print the environment as a table or JSON."""
     from perfsuite.env import collect_env  # lazy: keeps `perfsuite --help` fast
 
-    if args.json:
-        if args.format not in (None, "json"):
-            raise PerfsuiteInputError(f"--json and --format {args.format} disagree; give --format only")
-        print("perfsuite: info --json is deprecated and will be removed in the next release; use --format json "
-              "(elsewhere --json FILE writes a file)", file=sys.stderr)
+    from perfsuite.outputs import print_format
+
+    fmt = print_format(args.json, args.format, "table", "info")
     info = collect_env()
-    if args.json or args.format == "json":
+    if fmt == "json":
         print(json.dumps(info.to_dict(), indent=2))
     else:
         print(format_env_table(info))
@@ -903,8 +901,10 @@ def _add_bisect_parser(subparsers: argparse._SubParsersAction) -> None:
             "they are many), each in a cached environment, and name the first release where CHECK changes. CHECK: "
             "parity:<group> (an op group such as layer_norm/float16, or a model group such as "
             "small/exported/embedding; changes when its pass/fail differs from --good's) or latency:<target> (a gate "
-            "target such as op:softmax_fp16_safe; changes when it is slower than --good beyond --threshold, judged "
-            "with the gate's statistics)."),
+            "target such as op:softmax_fp16_safe, judged by a small gate against --good: like --bad when measured "
+            "slower, like --good when a slowdown beyond --threshold is ruled out, unknown otherwise). --good's and "
+            "--bad's releases are always checked. Exit 0 when the boundary is found, 3 when no boundary is found "
+            "among the releases that could be checked."),
         epilog="Example: perfsuite bisect --good mxnet==1.7.0.post2 --bad mxnet==1.9.1 --check latency:op:softmax_fp16_safe")
     parser.add_argument("--good", required=True, metavar="SPEC",
                         help="a release that behaves as wanted, pinned: mxnet==1.7.0.post2")

@@ -5,6 +5,7 @@ never share a folder and nothing written before is overwritten without --force."
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -86,3 +87,15 @@ def check_output_file(path: str, option: str, suffix: Optional[str] = None, forc
     if p.exists() and not force:
         raise PerfsuiteInputError(f"{option} {path!r} already exists; pass --force to replace it")
     return p
+
+
+def print_format(json_flag: bool, fmt: Optional[str], default: str, command: str) -> str:
+    """What a command prints: --format, or the deprecated print flag --json of `info` and `asv-compare` (one name
+    per concept: elsewhere --json FILE writes a file). The old flag still works for this release, and says so."""
+    if json_flag:
+        if fmt not in (None, "json"):
+            raise PerfsuiteInputError(f"--json and --format {fmt} disagree; give --format only")
+        print(f"perfsuite: {command} --json (print JSON) is deprecated and will be removed in the next release; use "
+              "--format json (elsewhere --json FILE writes a file)", file=sys.stderr)
+        return "json"
+    return fmt or default

@@ -98,6 +98,8 @@ def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     models = list(req.get("models") or [])
     if models:
         lib, passes, no_lib = own_pass_selection()
+        if req.get("passes") and lib:  # perfsuite's own passes by name (the wrong, crashing, hanging ones: tests)
+            passes = tuple(req["passes"])
         from perfsuite.models import TASKS
 
         from perfsuite.workloads import MODEL_PARITY_SHAPES
@@ -110,7 +112,8 @@ def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
                             task=t)
                   for m in models for p in paths for t in TASKS if wanted(f"{m}/{p}/{t}")]
         shown = {v: k for k, v in path_map.items()}
-        for o in run_model_cases(mcases, lib, passes):
+        timeout = req.get("pass_timeout")
+        for o in run_model_cases(mcases, lib, passes, pass_timeout_s=float(timeout) if timeout else None):
             r = o.result
             detail = o.detail.splitlines()[0][:300] if o.detail else ""
             if o.case.path == "graph_pass" and o.status == "skip" and no_lib:
