@@ -80,7 +80,7 @@ def model_weights(model: str, seed: int = 0) -> Weights:
 
 
 def _cached_random_weights(cfg: BertConfig, seed: int) -> Weights:
-    """random_weights, kept in perfsuite's cache (weights/, one .npy file per parameter, memory-mapped) after the
+    """random_weights, kept in perfsuite's cache (weights/, one .npy file per parameter) after the
     first draw: BERT-base's 110 M seeded normals take 2.6 s to draw, and the upgrade gate builds BERT-base in two
     fresh workers every session. The folder is keyed by the config, the seed, perfsuite's and numpy's versions
     (numpy's generator defines the values) and renamed into place complete; a cache that cannot be written is
@@ -96,7 +96,7 @@ def _cached_random_weights(cfg: BertConfig, seed: int) -> Weights:
     names = list(expected_shapes(cfg))
     if (folder / "complete").is_file():
         try:
-            return {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in names}
+            return {k: np.load(folder / f"{k}.npy") for k in names}
         except (OSError, ValueError):  # a damaged cache: draw again
             pass
     w = random_weights(cfg, seed)
