@@ -18,7 +18,7 @@ import numpy as np
 from perfsuite import __version__
 from perfsuite.paths.model import MODEL_PATHS, Runner, prepare, skip_reason_path
 from perfsuite.timing import Measurement, mxnet_sync, peak_rss_bytes, peak_rss_reset, time_callable
-from perfsuite.workloads import Workload
+from perfsuite.workloads import OP_BENCHMARKS, Workload
 
 __all__ = ["batch_for", "runner_for", "timed", "measure", "gemm_peak_gflops", "skip_reason_workload",
            "environment_meta", "OP_BENCHMARKS", "op_callable", "GPU_ONLY_OPS", "skip_reason_op", "op_context"]
@@ -117,21 +117,6 @@ def gemm_peak_gflops(n: int = 2048, repeat: int = 5) -> float:
 
 
 # ------------------------------------------------------------------------------------------ op benchmarks
-# name -> (what it compares, dtype); shapes are BERT-base's at seq 128, batch 8.
-OP_BENCHMARKS: Dict[str, str] = {
-    "attention_interleaved": "interleaved_matmul_selfatt_qk + softmax(length) + valatt on the joint QKV tensor",
-    "attention_naive": "separate Q, K, V (B*H, L, d) batch_dot + mask built in the graph + softmax + batch_dot",
-    "softmax_length": "softmax(x, length=, use_length=True) over (B*H, L, L)",
-    "softmax_mask": "softmax of where(mask, x, -1e4) * mask over (B*H, L, L)",
-    "layernorm_fp16_safe": "float16 LayerNorm (B*L, 768), MXNET_SAFE_ACCUMULATION=1",
-    "layernorm_fp16_unsafe": "float16 LayerNorm (B*L, 768), MXNET_SAFE_ACCUMULATION=0",
-    "softmax_fp16_safe": "float16 softmax with length, MXNET_SAFE_ACCUMULATION=1",
-    "softmax_fp16_unsafe": "float16 softmax with length, MXNET_SAFE_ACCUMULATION=0",
-    "fc_float32": "FullyConnected (B*L, 768) x (3072, 768) float32",
-    "fc_float16": "FullyConnected float16 (CUDA builds only)",
-}
-
-
 #: Op benchmarks that need a CUDA build (CPU builds have no float16 GEMM), with the reason.
 GPU_ONLY_OPS: Dict[str, str] = {"fc_float16": "float16 FullyConnected has no CPU kernel in MXNet (float16 GEMMs are "
                                               "CUDA-only)"}

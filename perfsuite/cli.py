@@ -222,7 +222,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
     _check_parity_options(args)
     if args.tolerances:
-        print(tolerance._describe())
+        print(tolerance.describe_table())
         return EXIT_OK
     from perfsuite.env import collect_env, skip_reason_gpu
 

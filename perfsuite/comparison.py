@@ -12,8 +12,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.report import (SPEEDUP_THRESHOLD, GroupKey, _align, _group_title, _md_table, _ms, _slug, _write_text,
-                              format_speedup, label, measurements, mkldnn_note, speedup_ratio)
+from perfsuite.figures import GroupKey, group_title, label, measurements, slug
+from perfsuite.report import (SPEEDUP_THRESHOLD, align_rows, fmt_ms, format_speedup, md_table, mkldnn_note,
+                              speedup_ratio)
+from perfsuite.results import write_text_atomic
 from perfsuite.stats import Comparison, compare_runs
 from perfsuite.timing import Measurement
 
@@ -141,7 +143,7 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
         lines += [f"> **Warning:** on {len(bad)} workload(s) most samples of a side were disturbed by other processes "
                   "(marked ⚠ below); their ratios are not trustworthy. Measure again on a quiet machine.", ""]
     lines += ["## Results compared", ""]
-    lines += _md_table(("", "result", "status", "parity", "profile", "OpenMP threads", "MKLDNN", "CPU",
+    lines += md_table(("", "result", "status", "parity", "profile", "OpenMP threads", "MKLDNN", "CPU",
                         "GEMM peak GFLOP/s", "file"),
                        [(lab, f"mx.__version__ {d['env'].get('mxnet_version')}", d.get("status"), _parity_cell(d),
                          (d.get("config") or {}).get("profile"), d["env"].get("omp_threads"),
@@ -158,13 +160,13 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
         model, path, task, batch, seq = r.workload
         by_group.setdefault((model, task, seq), []).append(r)
     for key, rs in by_group.items():
-        lines += [f"## {_group_title(key)}", ""]
+        lines += [f"## {group_title(key)}", ""]
         for p in plots:
-            if _slug(key) in p:
+            if slug(key) in p:
                 lines += [f"![{p}]({p})", ""]
         table = []
         for r in rs:
-            meds = [_ms(m * 1e3) if m is not None else "-" for m in r.medians_s]
+            meds = [fmt_ms(m * 1e3) if m is not None else "-" for m in r.medians_s]
             ratio_cells = [_ratio_cell(r.ratios[j]) for j in others]
             verdicts = [(r.ratios[j].describe() if r.ratios[j] else "-")
                         + (" ⚠ mostly disturbed samples" if r.disturbed and (r.disturbed[j] or r.disturbed[base_side])
@@ -173,7 +175,7 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
             text_rows.append((f"{r.workload[0]}/{r.workload[1]}/{r.workload[2]}/b{r.workload[3]}/L{r.workload[4]}",)
                              + tuple(meds) + tuple(f"{c} {r.ratios[j].verdict}" if r.ratios[j] else "-"
                                                    for c, j in zip(ratio_cells, others)))
-        lines += _md_table(header, table)
+        lines += md_table(header, table)
     if any(d.get("speedups") for d in docs):
         lines += ["## Speed-ups per result", ""]
         lines += ["Each result's speed-ups (baseline / optimized time from alternating samples, 95% CI).", ""]
@@ -182,10 +184,10 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
             for s in d.get("speedups") or []:
                 k = (s["label"], s["model"], s["task"], s["seq_len"], s["batch"])
                 cells.setdefault(k, ["-"] * len(docs))[j] = format_speedup(speedup_ratio(s))
-        lines += _md_table(["optimization", "model/task/seq", "batch"] + labels,
+        lines += md_table(["optimization", "model/task/seq", "batch"] + labels,
                            [[k[0], f"{k[1]}/{k[2]}/{k[3]}", k[4]] + v for k, v in cells.items()])
-    report = _write_text(out_dir / "comparison.md", "\n".join(lines).rstrip() + "\n")
-    return report, plots, "\n".join(_align(text_rows)) + "\n"
+    report = write_text_atomic(out_dir / "comparison.md", "\n".join(lines).rstrip() + "\n")
+    return report, plots, "\n".join(align_rows(text_rows)) + "\n"
 
 
 def _ratio_cell(c: Optional[Comparison]) -> str:

@@ -24,6 +24,8 @@ from typing import Any, Iterator, Literal, Mapping, NamedTuple, Optional
 from perfsuite.errors import PerfsuiteInputError
 
 __all__ = [
+    "usable_cpus",
+    "read_cpu_model",
     "ENV_FORMAT_VERSION",
     "EnvInfo",
     "FEATURES",
@@ -142,7 +144,7 @@ def find_mxnet_distribution() -> Optional[MXNetDistribution]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
     """CPUs this process may run on (affinity-aware; what OpenMP's omp_get_num_procs sees on Linux)."""
     if hasattr(os, "sched_getaffinity"):
         try:
@@ -174,7 +176,7 @@ def detect_omp_threads(environ: Optional[Mapping[str, str]] = None, cpus: Option
     Set ``OMP_NUM_THREADS`` explicitly for timings; this function only reports.
     """
     env = os.environ if environ is None else environ
-    ncpu = _usable_cpus() if cpus is None else cpus
+    ncpu = usable_cpus() if cpus is None else cpus
     omp = _positive_int_env(env, "OMP_NUM_THREADS")
     if omp is not None:
         return omp
@@ -186,7 +188,7 @@ def detect_omp_threads(environ: Optional[Mapping[str, str]] = None, cpus: Option
     return max(1, ncpu)
 
 
-def _cpu_model() -> str:
+def read_cpu_model() -> str:
     """CPU model name from /proc/cpuinfo ('model name'), else platform.processor(), else 'unknown'."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
@@ -294,8 +296,8 @@ def _static_env() -> dict[str, Any]:
         mxnet_version=str(getattr(mx, "__version__", "unknown")),
         features=features,
         num_gpus=num_gpus,
-        cpu_model=_cpu_model(),
-        cpu_count=_usable_cpus(),
+        cpu_model=read_cpu_model(),
+        cpu_count=usable_cpus(),
         gluonnlp_version=_dist_version("gluonnlp"),
         numpy_version=str(numpy.__version__),
         python_version=platform.python_version(),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -31,27 +30,15 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
+from perfsuite.env import usable_cpus
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.trace import TRACE_NODES, parse_model_case_id, trace_case
 
 __all__ = ["trace_case", "parse_model_case_id", "explain", "bisect", "release_versions", "TRACE_NODES",
-           "EXPLAIN_FORMAT", "BISECT_FORMAT"]
+           "EXPLAIN_FORMAT", "BISECT_FORMAT", "check_case_id", "parity_groups"]
 
 EXPLAIN_FORMAT = "perfsuite-explain"
 BISECT_FORMAT = "perfsuite-bisect"
-
-#: Reference trace point -> GluonNLP's node in the exported graph (its output), and the operator that produced it.
-TRACE_NODES: Dict[str, Tuple[str, str]] = {
-    "embeddings.ln": ("bertencoder0_layernorm0_layernorm0_output", "LayerNorm (embeddings)"),
-    "attn.ln": ("bertencoder0_transformer{i}_layernorm0_layernorm0_output",
-                "LayerNorm after self-attention (interleaved QK/softmax/valatt, FullyConnected proj)"),
-    "ffn.1": ("bertencoder0_transformer{i}_positionwiseffn0_ffn_1_fwd_output", "FullyConnected (FFN 1)"),
-    "ffn.gelu": ("bertencoder0_transformer{i}_positionwiseffn0_gelu0_leakyrelu0_output", "LeakyReLU(act_type='gelu')"),
-    "ffn.ln": ("bertencoder0_transformer{i}_positionwiseffn0_layernorm0_layernorm0_output",
-               "LayerNorm after the FFN (FullyConnected FFN 2)"),
-}
-_CASE_RE = re.compile(r"^(?:model:)?(?P<model>.+)-(?P<path>[a-z0-9_]+)-(?P<task>classification|qa|embedding)"
-                      r"-b(?P<batch>\d+)-L(?P<seq>\d+)-(?P<inputs>random|text)-s(?P<seed>\d+)$")
-
 
 def _check_installer(installer: str) -> None:
     from perfsuite.envs import INSTALLERS
@@ -93,81 +80,6 @@ def parity_groups() -> List[str]:
     return sorted(out)
 
 
-def parse_model_case_id(case_id: str) -> Any:
-    """'model:small-exported-embedding-b4-L64-random-s0' -> ModelCase."""
-    from perfsuite.model_parity import ModelCase
-
-    m = _CASE_RE.match(case_id)
-    if not m:
-        raise PerfsuiteInputError(f"case {case_id!r} is not a whole-model case id such as "
-                                  "model:small-exported-embedding-b4-L64-random-s0 (see perfsuite parity --model ... --list)")
-    return ModelCase(m["model"], m["path"], int(m["batch"]), int(m["seq"]), m["inputs"], int(m["seed"]), m["task"])
-
-
-def _point_node(point: str) -> Tuple[str, str]:
-    if point == "embeddings.ln":
-        return TRACE_NODES[point]
-    layer, _, kind = point.partition(".")
-    node, op = TRACE_NODES[kind]
-    return node.format(i=int(layer[len("layer"):])), op
-
-
-def trace_case(case_id: str) -> List[Dict[str, Any]]:
-    """Run the case's exported task graph with its intermediate values as outputs and compare each with the
-    NumPy reference's (valid positions only; bound: 16x the float32 twin's error per sentence + 8 ulps)."""
-    import mxnet as mx
-
-    from perfsuite import tolerance as tl
-    from perfsuite.model_parity import make_batch, model_weights
-    from perfsuite.paths.model import INPUT_NAMES, prepare
-    from perfsuite.reference.bert import forward, trace_points
-
-    case = parse_model_case_id(case_id)
-    cfg, weights = case.cfg, model_weights(case.model)
-    batch = make_batch(case)
-    work = tempfile.mkdtemp(prefix="perfsuite-trace-")
-    try:  # the exported files are needed only until they are loaded
-        runner = prepare("exported", cfg, weights, task=case.task, workdir=work)
-        sym = mx.sym.load(os.path.join(work, "bert-symbol.json"))
-        params = mx.nd.load(os.path.join(work, "bert-0000.params"))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    internals = sym.get_internals()
-    names = set(internals.list_outputs())
-    points = [p for p in trace_points(cfg) if _point_node(p)[0] in names]
-    if not points:
-        raise PerfsuiteInputError(f"the exported graph of {case_id} has none of GluonNLP's node names to trace")
-    group = mx.sym.Group([internals[_point_node(p)[0]] for p in points])
-    net = mx.gluon.SymbolBlock(group, [mx.sym.var(n) for n in INPUT_NAMES])
-    mine = net.collect_params()
-    for key, value in params.items():
-        name = key.split(":", 1)[1] if ":" in key else key
-        if name in mine:
-            mine[name]._load_init(value, runner.ctx)
-    outs = net(*runner.inputs(*batch))
-    outs = [outs] if not isinstance(outs, (list, tuple)) else outs
-    ref_t: Dict[str, np.ndarray] = {}
-    twin_t: Dict[str, np.ndarray] = {}
-    forward(cfg, weights, *batch, dtype="float64", trace=ref_t)
-    forward(cfg, weights, *batch, dtype="float32", trace=twin_t)
-    valid = np.arange(batch[0].shape[1])[None, :] < batch[2][:, None]  # (B, L)
-    entry, u = tl.MODEL_TOLERANCES["float32"], tl.UNIT_ROUNDOFF["float32"]
-    rows = []
-    for p, o in zip(points, outs):
-        a = o.asnumpy().astype(np.float64).swapaxes(0, 1)  # the encoder works in (L, B, ...)
-        r, t = ref_t[p].astype(np.float64), twin_t[p].astype(np.float64)
-        m = valid[..., None]
-        err = np.where(m, np.abs(a - r), 0.0)
-        twin_err = np.where(m, np.abs(t - r), 0.0).reshape(r.shape[0], -1).max(axis=1)
-        scale = np.where(m, np.abs(r), 0.0).reshape(r.shape[0], -1).max(axis=1)
-        bound = entry.factor * twin_err + entry.floor_ulps * u * scale
-        worst = err.reshape(r.shape[0], -1).max(axis=1) / np.maximum(bound, 1e-300)
-        node, op = _point_node(p)
-        rows.append({"point": p, "node": node, "operator": op, "worst_ratio": float(worst.max()),
-                     "max_abs_error": float(err.max()), "passed": bool(np.all(worst <= 1.0))})
-    return rows
-
-
 # ------------------------------------------------------------------------------------------------ the driver side
 class _Envs:
     """Environments and workers for explain/bisect (the gate's machinery; operator bulking off for the profiler)."""
@@ -177,7 +89,7 @@ class _Envs:
 
         self.installer, self.err = installer, err
         self.pythonpath = str(stage_perfsuite())
-        n = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or _usable_cpus()
+        n = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or usable_cpus()
         self.worker_env = {"OMP_NUM_THREADS": str(n), "MXNET_EXEC_BULK_EXEC_INFERENCE": "0",
                            "MXNET_EXEC_BULK_EXEC_TRAIN": "0"}
         from perfsuite.weights import minilm_dir
@@ -206,12 +118,6 @@ class _Envs:
         reply = w.request({"cmd": "hello"}, 180)
         w.describe = reply["describe"]  # type: ignore[attr-defined]
         return w
-
-
-def _usable_cpus() -> int:
-    from perfsuite.env import _usable_cpus as usable
-
-    return usable()
 
 
 def _calls_for(call_s: float, target_s: float = 0.3) -> int:

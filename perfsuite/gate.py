@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 import numpy as np
 
 from perfsuite import __version__
+from perfsuite.env import usable_cpus
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.results import write_json_atomic
 
@@ -151,7 +152,7 @@ def validate(opts: GateOptions) -> Tuple[Any, Any, Any]:
             if tid not in known:
                 raise PerfsuiteInputError(f"--inject-target {tid!r} is not a workload of profile {opts.profile!r}; "
                                           f"allowed: {', '.join(known)}")
-    cpus = _usable_cpus()
+    cpus = usable_cpus()
     if opts.threads is not None and not 1 <= opts.threads <= cpus:
         raise PerfsuiteInputError(f"--threads {opts.threads!r}: allowed 1 to {cpus} (the CPUs this process may use)")
     if not (isinstance(opts.seed, int) and 0 <= opts.seed < 2 ** 32):
@@ -969,18 +970,12 @@ def run_gate(opts: GateOptions, err: Optional[TextIO] = None) -> GateOutcome:
             shutil.rmtree(g.out_dir / "onnx-cache", ignore_errors=True)
 
 
-def _usable_cpus() -> int:
-    from perfsuite.env import _usable_cpus as usable
-
-    return usable()
-
-
 def default_threads() -> int:
     """The workers' OpenMP threads when neither --threads nor OMP_NUM_THREADS says: half the usable CPUs (at least
     1). With every core busy, whatever else runs (the driver, the system, a neighbour on a shared host) stalls
     OpenMP's barriers: on the 2-core machines here one BERT-base b1 pair's log-ratio varied with sd 9.3 % at 2
     threads against 5.7 % at 1 thread (README, "The upgrade gate"). Pass --threads to time at the deployment's."""
-    return max(1, _usable_cpus() // 2)
+    return max(1, usable_cpus() // 2)
 
 
 def _minilm_dir() -> Optional[str]:

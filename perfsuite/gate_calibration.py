@@ -238,7 +238,7 @@ def _disturber(duty: float, stop: Any) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from perfsuite import gate
-    from perfsuite.env import _cpu_model, _usable_cpus
+    from perfsuite.env import read_cpu_model, usable_cpus
     from perfsuite.stats import SequentialDesign
     from perfsuite.workloads import GATE_PROFILES
 
@@ -281,7 +281,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "calibration.json"
     doc: Dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": args.spec,
-                           "profile": args.profile, "machine": f"{_cpu_model()}, {_usable_cpus()} CPUs",
+                           "profile": args.profile, "machine": f"{read_cpu_model()}, {usable_cpus()} CPUs",
                            "threads": args.threads or int(os.environ.get("OMP_NUM_THREADS") or 0)
                            or gate.default_threads(), "disturb": args.disturb, "runs": [], "elapsed_s": 0.0}
     if path.exists():

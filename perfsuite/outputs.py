@@ -12,13 +12,14 @@ from typing import Optional
 
 from perfsuite.errors import PerfsuiteInputError
 
-__all__ = ["reserve_folder", "check_output_file", "check_output_folder", "RESERVED_MARKER"]
+__all__ = ["reserve_folder", "check_output_file", "check_output_folder", "check_writable_anchor", "print_format",
+           "RESERVED_MARKER"]
 
 #: Created with O_EXCL in a folder a run has reserved: a second run cannot reserve the same folder.
 RESERVED_MARKER = ".perfsuite-reserved"
 
 
-def _writable_anchor(path: Path, option: str) -> None:
+def check_writable_anchor(path: Path, option: str) -> None:
     """The nearest existing ancestor of `path` must be a writable folder (so `path` can be created)."""
     anchor = next((p for p in [path, *path.parents] if p.exists()), Path("."))
     if not anchor.is_dir():
@@ -34,7 +35,7 @@ def check_output_folder(path: str, option: str, *, must_be_new: bool = True) -> 
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise PerfsuiteInputError(f"{option} {path!r} is a file; give a folder (it is created)")
-    _writable_anchor(p, option)
+    check_writable_anchor(p, option)
     if must_be_new and p.is_dir() and any(p.iterdir()):
         raise PerfsuiteInputError(f"{option} {path!r} already holds files; give a new or empty folder (perfsuite never "
                                   "overwrites earlier results)")
@@ -49,7 +50,7 @@ def reserve_folder(path: Optional[str], default_name: str, option: str = "--out"
         candidates = [p]
     else:
         base = Path(root) / default_name
-        _writable_anchor(base, option)
+        check_writable_anchor(base, option)
         candidates = [base] + [Path(f"{base}-{i}") for i in range(2, 1000)]
     for cand in candidates:
         try:

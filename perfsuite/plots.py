@@ -10,8 +10,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from perfsuite.report import (_group_title, _groups, _ordered_paths, _price_label, _prices, _slug, label,
-                              measurements, workload_figures)
+from perfsuite.figures import (group_title, by_group, label, measurements, ordered_paths, price_label, doc_prices, slug,
+                               workload_figures)
 
 __all__ = ["make_plots", "comparison_plots"]
 
@@ -61,7 +61,7 @@ def _shared_legend(fig: Any, ax: Any, title: str) -> None:
 _STYLES = ("o-", "s-", "^-", "D-", "v-", "P-", "X-", "*-", "h-")
 
 
-def _matplotlib_missing() -> Optional[str]:
+def matplotlib_missing() -> Optional[str]:
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
@@ -73,15 +73,15 @@ def make_plots(doc: Dict[str, Any], out_dir: "os.PathLike[str] | str") -> List[s
     """latency_<model>_<task>_L<seq>.png (median latency with IQR bars and throughput vs batch size, one line per
     path) and cost_<...>.png (cost per 1M requests vs batch size, one panel per instance price). Returns the
     file names written."""
-    if _matplotlib_missing():
+    if matplotlib_missing():
         return []
     out_dir = Path(out_dir)
-    prices = _prices(doc)
+    prices = doc_prices(doc)
     peak = doc.get("gemm_peak_gflops")
     env = doc["env"]
     written: List[str] = []
-    for key, gms in _groups(measurements(doc)).items():
-        paths = _ordered_paths(gms)
+    for key, gms in by_group(measurements(doc)).items():
+        paths = ordered_paths(gms)
         batches = sorted({m.workload["batch"] for m in gms})
         figs = {(m.workload["path"], m.workload["batch"]): workload_figures(m, peak, prices) for m in gms}
         sub = f"{label(doc)}, {env.get('omp_threads')} OpenMP threads, {env.get('cpu_model')}"
@@ -103,9 +103,9 @@ def make_plots(doc: Dict[str, Any], out_dir: "os.PathLike[str] | str") -> List[s
         ax_t.set_title("Throughput at the median latency")
         for ax in (ax_l, ax_t):
             _batch_axis(ax, batches)
-        fig.suptitle(f"{_group_title(key)}\n{sub}", fontsize=11)
+        fig.suptitle(f"{group_title(key)}\n{sub}", fontsize=11)
         _shared_legend(fig, ax_l, "path")
-        name = f"latency_{_slug(key)}.png"
+        name = f"latency_{slug(key)}.png"
         fig.savefig(out_dir / name)
         written.append(name)
 
@@ -121,15 +121,15 @@ def make_plots(doc: Dict[str, Any], out_dir: "os.PathLike[str] | str") -> List[s
                 ax.plot(bs, [figs[(p, b)]["cost"][pname] for b in bs], _STYLES[i % len(_STYLES)], label=p)
             _log_y(ax, money=True)
             ax.set_ylabel("cost per 1M requests (log scale)")
-            ax.set_title(_price_label(pname, price), fontsize=10)
+            ax.set_title(price_label(pname, price), fontsize=10)
             _batch_axis(ax, batches)
             ax.xaxis.label.set_size(8)
         for ax in axes[len(prices):]:
             ax.set_visible(False)
-        fig.suptitle(f"Cost per 1M requests at this machine's throughput: {_group_title(key)}\n{sub}",
+        fig.suptitle(f"Cost per 1M requests at this machine's throughput: {group_title(key)}\n{sub}",
                      fontsize=11)
         _shared_legend(fig, axes[0], "path")
-        name = f"cost_{_slug(key)}.png"
+        name = f"cost_{slug(key)}.png"
         fig.savefig(out_dir / name)
         written.append(name)
     return written
@@ -137,13 +137,13 @@ def make_plots(doc: Dict[str, Any], out_dir: "os.PathLike[str] | str") -> List[s
 
 
 def comparison_plots(docs: Sequence[Dict[str, Any]], labels: Sequence[str], out_dir: Path) -> List[str]:
-    if _matplotlib_missing():
+    if matplotlib_missing():
         return []
-    per = [_groups(measurements(d)) for d in docs]
+    per = [by_group(measurements(d)) for d in docs]
     keys = list(dict.fromkeys(k for p in per for k in p))
     written = []
     for key in keys:
-        paths = list(dict.fromkeys(pth for p in per for pth in _ordered_paths(p.get(key, []))))
+        paths = list(dict.fromkeys(pth for p in per for pth in ordered_paths(p.get(key, []))))
         batches = sorted({m.workload["batch"] for p in per for m in p.get(key, [])})
         ncols = min(2, len(paths))
         nrows = math.ceil(len(paths) / ncols)
@@ -166,9 +166,9 @@ def comparison_plots(docs: Sequence[Dict[str, Any]], labels: Sequence[str], out_
             ax.xaxis.label.set_size(8)
         for ax in axes[len(paths):]:
             ax.set_visible(False)
-        fig.suptitle(f"Latency by MXNet version (error bars: IQR): {_group_title(key)}", fontsize=11)
+        fig.suptitle(f"Latency by MXNet version (error bars: IQR): {group_title(key)}", fontsize=11)
         _shared_legend(fig, axes[0], "MXNet")
-        name = f"compare_{_slug(key)}.png"
+        name = f"compare_{slug(key)}.png"
         fig.savefig(out_dir / name)
         written.append(name)
     return written

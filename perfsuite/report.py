@@ -14,14 +14,15 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.figures import (PRICES, USER_PRICE, GroupKey, cost_per_million, group_title, by_group, label,
+                               measurements, ordered_paths, price_label, doc_prices, slug, workload_figures)
 from perfsuite.results import read_result, write_text_atomic
 from perfsuite.stats import Comparison, compare_paired, min_units_paired
-from perfsuite.timing import Measurement
 
 __all__ = ["RESULTS_FORMAT", "RESULTS_FORMAT_VERSION", "PRICES", "USER_PRICE", "cost_per_million", "load",
            "label", "measurements", "workload_figures", "speedup_ratio", "format_speedup", "render",
@@ -29,22 +30,6 @@ __all__ = ["RESULTS_FORMAT", "RESULTS_FORMAT_VERSION", "PRICES", "USER_PRICE", "
 
 RESULTS_FORMAT = "perfsuite-results"
 RESULTS_FORMAT_VERSION = 1
-
-#: The seed's on-demand instance prices, $ per hour (the one price table). A price describes the cost of a run only
-#: on that instance: `perfsuite run --instance NAME` says the machine measured is one; other prices need a run there.
-PRICES: Dict[str, float] = {"g4dn.xlarge": 0.526, "c5.xlarge": 0.17, "c5.24xlarge": 4.08, "m5.xlarge": 0.192}
-#: The key under which a run stores the user's --price-per-hour (the price of the machine measured).
-USER_PRICE = "your price"
-
-GroupKey = Tuple[str, str, int]  # (model, task, seq_len)
-
-
-def cost_per_million(price_per_hour: float, throughput: float) -> float:
-    """Dollars per 1M requests (one sentence each) at `throughput` sentences/s: price / 3600 / throughput * 1e6."""
-    if not throughput > 0:
-        return math.inf
-    return price_per_hour / 3600.0 / throughput * 1e6
-
 
 # ------------------------------------------------------------------------------------------------ loading
 def load(path: "os.PathLike[str] | str") -> Dict[str, Any]:
@@ -71,25 +56,9 @@ def load(path: "os.PathLike[str] | str") -> Dict[str, Any]:
     return doc
 
 
-def measurements(doc: Dict[str, Any]) -> List[Measurement]:
-    """The run's measurements as Measurement objects (raw samples; statistics are computed on demand)."""
-    return [Measurement.from_dict(d) for d in doc.get("measurements", [])]
-
-
-def label(doc: Dict[str, Any]) -> str:
-    """'mxnet 1.9.1': the MXNet distribution and version a result was measured on."""
-    env = doc.get("env") or {}
-    return f"{env.get('mxnet_distribution', 'mxnet')} {env.get('mxnet_dist_version', '?')}"
-
-
-def _prices(doc: Dict[str, Any]) -> Dict[str, float]:
-    """The prices that describe the machine measured (--instance, --price-per-hour): possibly none."""
-    return dict(doc.get("prices") or {})
-
-
 def cost_note(doc: Dict[str, Any]) -> str:
     """What the cost figures are for, and why the seed's other instance prices are not applied."""
-    prices = _prices(doc)
+    prices = doc_prices(doc)
     others = ", ".join(f"{n} ${p:g}/h" for n, p in PRICES.items() if n not in prices)
     basis = ("Cost per 1M requests = price per hour / 3600 / long-run throughput x 1e6, where long-run throughput "
              "is batch / mean latency (a server pays for the mean, not the median).")
@@ -97,12 +66,8 @@ def cost_note(doc: Dict[str, Any]) -> str:
         return (f"No cost is reported: this run named no instance (--instance) or price (--price-per-hour) for the "
                 f"machine it measured. {basis} The seed's instance prices ({others}) apply only to throughput "
                 "measured on those instances.")
-    return (f"{basis} Priced at {', '.join(_price_label(n, p) for n, p in prices.items())}, the machine measured. "
+    return (f"{basis} Priced at {', '.join(price_label(n, p) for n, p in prices.items())}, the machine measured. "
             f"The seed's other instance prices ({others}) need a run on that instance.")
-
-
-def _price_label(name: str, price: float) -> str:
-    return f"{name} (${price:g}/h)"
 
 
 def mkldnn_note(envs: Sequence[Dict[str, Any]]) -> Optional[str]:
@@ -115,45 +80,6 @@ def mkldnn_note(envs: Sequence[Dict[str, Any]]) -> Optional[str]:
     return (f"{names} is built without MKLDNN/oneDNN (the 1.6.0 CPU wheel is): its onednn and int8 paths cannot run, "
             "and a 1.6 -> 1.7 comparison also measures this build change (plain BLAS vs oneDNN kernels), not only "
             "MXNet's own changes.")
-
-
-# ------------------------------------------------------------------------------------------------ figures
-def workload_figures(m: Measurement, peak_gflops: Optional[float], prices: Dict[str, float]) -> Dict[str, Any]:
-    """Every per-workload figure of the report, computed from the raw samples."""
-    clean = m.clean
-    q1, q3 = np.percentile(clean, [25, 75])
-    thr = m.throughput
-    return {
-        "median_ms": m.median_s * 1e3, "q1_ms": float(q1) * 1e3, "q3_ms": float(q3) * 1e3, "iqr_ms": m.iqr_s * 1e3,
-        "p90_ms": m.percentile_s(90) * 1e3, "p99_ms": m.percentile_s(99) * 1e3, "throughput": thr,
-        "throughput_mean": m.throughput_mean,
-        "cost": {name: cost_per_million(price, m.throughput_mean) for name, price in prices.items()},
-        "gflops": m.gflops, "peak_fraction": (m.gflops / peak_gflops) if peak_gflops else None,
-        "peak_rss_mib": (m.peak_rss_bytes / 2 ** 20) if m.peak_rss_bytes else None,
-        "n": len(m.samples_s), "dropped": m.dropped, "noisy": m.noisy,
-    }
-
-
-def _groups(ms: Iterable[Measurement]) -> Dict[GroupKey, List[Measurement]]:
-    out: Dict[GroupKey, List[Measurement]] = {}
-    for m in ms:
-        w = m.workload
-        out.setdefault((w["model"], w["task"], w["seq_len"]), []).append(m)
-    return out
-
-
-def _group_title(key: GroupKey) -> str:
-    model, task, seq = key
-    return f"{model}, {task}, sequence length {seq}"
-
-
-def _slug(key: GroupKey) -> str:
-    model, task, seq = key
-    return f"{model}_{task}_L{seq}"
-
-
-def _ordered_paths(ms: Iterable[Measurement]) -> List[str]:
-    return list(dict.fromkeys(m.workload["path"] for m in ms))
 
 
 #: Speed-ups and run comparisons call a change only beyond this fraction (a 5 % threshold, as before).
@@ -196,7 +122,7 @@ def format_speedup(r: Comparison) -> str:
     return f"inconclusive ({text}{note})"
 
 
-def _ms(x: Optional[float]) -> str:
+def fmt_ms(x: Optional[float]) -> str:
     if x is None or x != x:
         return "-"
     return f"{x:.3g}" if x < 100 else f"{x:.0f}"
@@ -208,7 +134,7 @@ def _money(x: float) -> str:
     return f"${x:.3g}" if x < 100 else f"${x:,.0f}"
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
     from perfsuite.tables import markdown_lines
 
     return markdown_lines(header, rows)
@@ -257,7 +183,7 @@ def _parity_lines(parity: Optional[Dict[str, Any]]) -> List[str]:
                  r["verdict"] + (f": {r['detail'][:160]}".replace("|", "/") if r["verdict"] != "PASS" and r["detail"]
                                  else ""))
                 for r in ops["rows"] if r["verdict"] != "SKIP"]
-        out += _md_table(("op path", "mode", "run/skip", "worst err/bound", "verdict"), rows)
+        out += md_table(("op path", "mode", "run/skip", "worst err/bound", "verdict"), rows)
         skipped = [r for r in ops["rows"] if r["verdict"] == "SKIP"]
         if skipped:
             out.append(f"{len(skipped)} (path, mode) groups skipped on this build, e.g. {skipped[0]['path']} "
@@ -269,7 +195,7 @@ def _parity_lines(parity: Optional[Dict[str, Any]]) -> List[str]:
         out.append(f"Whole model ('small' BERT, batch {model.get('batch')} x seq {model.get('seq_len')}): "
                    f"{c['pass']} passed, {c['fail']} failed, {c['error']} errors, {c['skip']} skipped.")
         out.append("")
-        out += _md_table(("path", "task", "status", "worst err/bound or agreement", "detail"),
+        out += md_table(("path", "task", "status", "worst err/bound or agreement", "detail"),
                          [(r["path"], r.get("task", "classification"), r["status"].upper(), r["figure"],
                            r["detail"][:200].replace("|", "/"))
                           for r in model["cases"]])
@@ -279,7 +205,7 @@ def _parity_lines(parity: Optional[Dict[str, Any]]) -> List[str]:
 def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
     """The report of one run: environment, timer overhead, parity, per-sequence-length tables, speed-ups."""
     env = doc["env"]
-    prices = _prices(doc)
+    prices = doc_prices(doc)
     peak = doc.get("gemm_peak_gflops")
     ms = measurements(doc)
     cfg = doc.get("config") or {}
@@ -297,7 +223,7 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
         lines += [f"> **Note:** {note}", ""]
 
     lines += ["## Environment", ""]
-    lines += _md_table(("", ""), _env_rows(env))
+    lines += md_table(("", ""), _env_rows(env))
     if cfg.get("threads_note"):
         lines += [cfg["threads_note"], ""]
     timing = cfg.get("timing") or {}
@@ -312,7 +238,7 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
     lines += ["## Timer overhead and GEMM peak", ""]
     ov = doc.get("timer_overhead")
     if ov:
-        lines += _md_table(("loop body", "per call"), [
+        lines += md_table(("loop body", "per call"), [
             ("bare `perf_counter()` loop", f"{ov['bare_loop_s'] * 1e6:.2f} us"),
             ("perfsuite timer (CPU and /proc/stat reads), empty body", f"{ov['timer_s'] * 1e6:.2f} us"),
             ("perfsuite timer + `mx.nd.waitall()`, empty body", f"{ov['timer_with_waitall_s'] * 1e6:.2f} us")])
@@ -327,35 +253,35 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
 
     lines += ["## Parity", ""] + _parity_lines(doc.get("parity"))
 
-    groups = _groups(ms)
+    groups = by_group(ms)
     for key, gms in groups.items():
-        paths = _ordered_paths(gms)
+        paths = ordered_paths(gms)
         batches = sorted({m.workload["batch"] for m in gms})
         fig = {(m.workload["path"], m.workload["batch"]): workload_figures(m, peak, prices) for m in gms}
-        lines += [f"## {_group_title(key)}", ""]
+        lines += [f"## {group_title(key)}", ""]
         for p in plots:
-            if _slug(key) in p:
+            if slug(key) in p:
                 lines += [f"![{p}]({p})", ""]
         lines += ["### Latency (ms): median (IQR)", ""]
-        lines += _md_table(["batch"] + paths, [
-            [b] + [f"{_ms(fig[(p, b)]['median_ms'])} ({_ms(fig[(p, b)]['iqr_ms'])})" if (p, b) in fig else "-"
+        lines += md_table(["batch"] + paths, [
+            [b] + [f"{fmt_ms(fig[(p, b)]['median_ms'])} ({fmt_ms(fig[(p, b)]['iqr_ms'])})" if (p, b) in fig else "-"
                    for p in paths] for b in batches])
         lines += ["### Throughput (sentences/s)", ""]
-        lines += _md_table(["batch"] + paths, [
+        lines += md_table(["batch"] + paths, [
             [b] + [f"{fig[(p, b)]['throughput']:.3g}" if (p, b) in fig else "-" for p in paths] for b in batches])
         lines += ["### Cost per 1M requests", "", cost_note(doc), ""]
         if prices:
-            lines += _md_table(["batch", "path", "long-run sent/s"] + [_price_label(n, v) for n, v in prices.items()], [
+            lines += md_table(["batch", "path", "long-run sent/s"] + [price_label(n, v) for n, v in prices.items()], [
                 [b, p, f"{fig[(p, b)]['throughput_mean']:.3g}"] + [_money(fig[(p, b)]["cost"][n]) for n in prices]
                 for b in batches for p in paths if (p, b) in fig])
         lines += ["### Every figure per workload", "",
                   "Peak RSS: the process's peak resident memory while this workload was timed, measured after the "
                   "models of the previously timed paths were freed (it includes MXNet's runtime, this path's "
                   "prepared model and its buffers; MXNet's memory pool may keep memory a freed model used).", ""]
-        lines += _md_table(
+        lines += md_table(
             ("path", "batch", "median ms", "IQR ms", "p90 ms", "p99 ms", "sent/s", "GFLOP/s", "% of GEMM peak",
              "peak RSS MiB", "samples", "dropped", "noisy"),
-            [(p, b, _ms(f["median_ms"]), _ms(f["iqr_ms"]), _ms(f["p90_ms"]), _ms(f["p99_ms"]),
+            [(p, b, fmt_ms(f["median_ms"]), fmt_ms(f["iqr_ms"]), fmt_ms(f["p90_ms"]), fmt_ms(f["p99_ms"]),
               f"{f['throughput']:.3g}", f"{f['gflops']:.3g}",
               "-" if f["peak_fraction"] is None else f"{100 * f['peak_fraction']:.0f}%",
               "-" if f["peak_rss_mib"] is None else f"{f['peak_rss_mib']:.0f}", f["n"],
@@ -383,7 +309,7 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
     errors = doc.get("errors") or []
     if skipped or errors:
         lines += ["## Not measured", ""]
-        lines += _md_table(("workload", "why"),
+        lines += md_table(("workload", "why"),
                            [(s["id"], "skipped: " + s["reason"]) for s in skipped]
                            + [(e["id"], "ERROR: " + e["error"].replace("|", "/")[:300]) for e in errors])
     return "\n".join(lines).rstrip() + "\n"
@@ -420,10 +346,10 @@ def _speedup_lines(doc: Dict[str, Any]) -> List[str]:
             labels = list(dict.fromkeys(r["label"] for r in rs))
             batches = sorted({r["batch"] for r in rs})
             cell = {(r["label"], r["batch"]): format_speedup(speedup_ratio(r)) for r in rs}
-            lines += [f"### {_group_title(key)}", ""]
+            lines += [f"### {group_title(key)}", ""]
             header = ["batch"] + [f"{lab} ({r['optimized']} / {r['baseline']})" for lab in labels
                                   for r in [next(x for x in rs if x["label"] == lab)]]
-            lines += _md_table(header, [[b] + [cell.get((lab, b), "-") for lab in labels] for b in batches])
+            lines += md_table(header, [[b] + [cell.get((lab, b), "-") for lab in labels] for b in batches])
     else:
         lines += ["No speed-up was measured (no optimization had both its paths selected and runnable).", ""]
     for s in doc.get("speedups_skipped") or []:
@@ -434,19 +360,19 @@ def _speedup_lines(doc: Dict[str, Any]) -> List[str]:
 def text_summary(doc: Dict[str, Any]) -> str:
     """Plain-text tables for the terminal: per sequence length, median latency, throughput and cost per batch
     size and path; then the speed-ups."""
-    prices = _prices(doc)
+    prices = doc_prices(doc)
     peak = doc.get("gemm_peak_gflops")
     out: List[str] = []
     shown = list(prices)
-    for key, gms in _groups(measurements(doc)).items():
-        out.append(f"{_group_title(key)} ({label(doc)})")
+    for key, gms in by_group(measurements(doc)).items():
+        out.append(f"{group_title(key)} ({label(doc)})")
         rows = [("path", "batch", "median ms", "IQR ms", "sent/s")
-                + tuple(f"$/1M {_price_label(n, prices[n])}" for n in shown)]
-        for m in sorted(gms, key=lambda m: (_ordered_paths(gms).index(m.workload["path"]), m.workload["batch"])):
+                + tuple(f"$/1M {price_label(n, prices[n])}" for n in shown)]
+        for m in sorted(gms, key=lambda m: (ordered_paths(gms).index(m.workload["path"]), m.workload["batch"])):
             f = workload_figures(m, peak, prices)
-            rows.append((m.workload["path"], str(m.workload["batch"]), _ms(f["median_ms"]), _ms(f["iqr_ms"]),
+            rows.append((m.workload["path"], str(m.workload["batch"]), fmt_ms(f["median_ms"]), fmt_ms(f["iqr_ms"]),
                          f"{f['throughput']:.3g}") + tuple(_money(f["cost"][n]) for n in shown))
-        out += _align(rows) + [""]
+        out += align_rows(rows) + [""]
     if not prices:
         out += [cost_note(doc), ""]
     recs = doc.get("speedups") or []
@@ -456,11 +382,11 @@ def text_summary(doc: Dict[str, Any]) -> str:
         for r in recs:
             rows.append((r["label"], f"{r['model']}/{r['task']}/{r['seq_len']}", str(r["batch"]),
                          format_speedup(speedup_ratio(r))))
-        out += _align(rows)
+        out += align_rows(rows)
     return "\n".join(out).rstrip() + "\n"
 
 
-def _align(rows: Sequence[Sequence[str]]) -> List[str]:
+def align_rows(rows: Sequence[Sequence[str]]) -> List[str]:
     """Terminal columns (the first row is the header), through the one table writer."""
     from perfsuite.tables import table
 
@@ -474,14 +400,10 @@ def render(doc: Dict[str, Any], out_dir: "os.PathLike[str] | str") -> Tuple[Path
         raise PerfsuiteInputError(f"output folder {str(out_dir)!r} does not exist")
     plots = _plots().make_plots(doc, out_dir)
     text = render_markdown(doc, plots)
-    missing = _plots()._matplotlib_missing()
+    missing = _plots().matplotlib_missing()
     if missing:
         text += f"\n> {missing}\n"
-    return _write_text(out_dir / "report.md", text), plots
-
-
-def _write_text(path: Path, text: str) -> Path:
-    return write_text_atomic(path, text)
+    return write_text_atomic(out_dir / "report.md", text), plots
 
 
 def _plots():

@@ -137,9 +137,9 @@ def plan(opts: RunOptions) -> Tuple[List[Workload], Timing]:
                                       "re-render it with 'perfsuite report')")
         check_output_folder(opts.out, "--out")
     else:
-        from perfsuite.outputs import _writable_anchor
+        from perfsuite.outputs import check_writable_anchor
 
-        _writable_anchor(Path("results"), "the default results folder")
+        check_writable_anchor(Path("results"), "the default results folder")
     return workloads, t
 
 
@@ -154,9 +154,9 @@ def apply_default_threads(environ: Optional[Dict[str, str]] = None) -> str:
     environ = os.environ if environ is None else environ
     if "OMP_NUM_THREADS" in environ:
         return f"OMP_NUM_THREADS={environ['OMP_NUM_THREADS']} was set by the caller."
-    from perfsuite.env import _usable_cpus
+    from perfsuite.env import usable_cpus
 
-    n = _usable_cpus()
+    n = usable_cpus()
     if "mxnet" in sys.modules:
         return ("OMP_NUM_THREADS was unset and MXNet was already imported: MXNet's default (half the usable CPUs) "
                 "is in effect.")

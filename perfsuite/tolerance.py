@@ -34,6 +34,7 @@ import numpy as np
 from perfsuite.errors import PerfsuiteInputError
 
 __all__ = [
+    "describe_table",
     "UNIT_ROUNDOFF",
     "Mode",
     "MODES",
@@ -364,7 +365,7 @@ def emulate_fp16_gemm(a16: np.ndarray, b16: np.ndarray, chunk: int = 16) -> np.n
     return acc
 
 
-def _describe(path: Optional[str] = None) -> str:
+def describe_table(path: Optional[str] = None) -> str:
     """The table as text, for `perfsuite parity --tolerances` and the README."""
     rows = [f"{p:28s} {m:15s} {t.growth:13s} roundings={t.roundings} :: {t.reason}"
             for (p, m), t in sorted(TOLERANCES.items()) if path is None or p == path]

@@ -230,8 +230,8 @@ def _profile(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _trace(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
-    """Where a whole-model case departs from the reference: perfsuite.explain.trace_case, run here."""
-    from perfsuite.explain import trace_case
+    """Where a whole-model case departs from the reference: perfsuite.trace.trace_case, run here."""
+    from perfsuite.trace import trace_case
 
     return {"points": trace_case(req["case"])}
 

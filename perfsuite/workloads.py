@@ -16,7 +16,7 @@ from perfsuite.weights import CONFIGS, BertConfig
 
 __all__ = ["SEQ_LENS", "BATCH_SIZES", "TASKS", "Workload", "Profile", "PROFILES", "select", "bert_flops",
            "SPEEDUPS", "CPU_PATHS", "GPU_PATHS", "MODEL_PARITY_SHAPES", "ASV_GRIDS", "asv_params", "Target",
-           "GateProfile", "GATE_PROFILES", "ORT_PATHS"]
+           "GateProfile", "GATE_PROFILES", "ORT_PATHS", "OP_BENCHMARKS"]
 
 SEQ_LENS: Tuple[int, ...] = (80, 128, 384)
 BATCH_SIZES: Tuple[int, ...] = (1, 4, 8, 16, 32, 64, 128, 300)
@@ -171,10 +171,26 @@ def select(profile: str = "quick", models: Optional[Sequence[str]] = None, paths
 
 
 # ------------------------------------------------------------------------------------------- upgrade gate
+#: The op benchmarks, name -> what it times (perfsuite.bench.op_callable builds them; BERT-base's shapes at sequence
+#: length 128, batch 8).
+OP_BENCHMARKS: Dict[str, str] = {
+    "attention_interleaved": "interleaved_matmul_selfatt_qk + softmax(length) + valatt on the joint QKV tensor",
+    "attention_naive": "separate Q, K, V (B*H, L, d) batch_dot + mask built in the graph + softmax + batch_dot",
+    "softmax_length": "softmax(x, length=, use_length=True) over (B*H, L, L)",
+    "softmax_mask": "softmax of where(mask, x, -1e4) * mask over (B*H, L, L)",
+    "layernorm_fp16_safe": "float16 LayerNorm (B*L, 768), MXNET_SAFE_ACCUMULATION=1",
+    "layernorm_fp16_unsafe": "float16 LayerNorm (B*L, 768), MXNET_SAFE_ACCUMULATION=0",
+    "softmax_fp16_safe": "float16 softmax with length, MXNET_SAFE_ACCUMULATION=1",
+    "softmax_fp16_unsafe": "float16 softmax with length, MXNET_SAFE_ACCUMULATION=0",
+    "fc_float32": "FullyConnected (B*L, 768) x (3072, 768) float32",
+    "fc_float16": "FullyConnected float16 (CUDA builds only)",
+}
+
+
 @dataclass(frozen=True)
 class Target:
     """One thing the upgrade gate times in both environments: an op benchmark ('op:softmax_length', see
-    perfsuite.bench.OP_BENCHMARKS) or a whole-model workload ('model:bert-base/hybridized/classification/b1/L128')."""
+    OP_BENCHMARKS) or a whole-model workload ('model:bert-base/hybridized/classification/b1/L128')."""
 
     id: str
 
@@ -185,8 +201,6 @@ class Target:
         """(kind, op name or None, workload or None)."""
         kind, _, rest = self.id.partition(":")
         if kind == "op":
-            from perfsuite.bench import OP_BENCHMARKS
-
             if rest not in OP_BENCHMARKS:
                 raise PerfsuiteInputError(f"unknown op benchmark {rest!r} in target {self.id!r}; allowed: "
                                           f"{', '.join(OP_BENCHMARKS)}")

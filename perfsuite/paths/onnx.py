@@ -53,7 +53,7 @@ import numpy as np
 
 from perfsuite.env import parse_version
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.paths.model import INPUT_NAMES, Runner
+from perfsuite.paths.runner import INPUT_NAMES, Runner
 
 __all__ = ["ONNX_OPSET", "PINNED", "INSTALL", "PROVIDERS", "ORT_INT8_CONFIGS", "ORT_INT8_DEFAULT",
            "OnnxRuntimeRunner", "skip_reason_onnx", "onnx_versions", "pinned_opset", "export_onnx",

@@ -154,7 +154,7 @@ def _results_other_machine(t: Path) -> Path:
 
     folder = t / "other"
     folder.mkdir()
-    doc = _doc(version="1.8.0.post0")
+    doc = _doc(version="1.8.0.post0", scale=1.1)
     doc["env"].update(cpu_model="Another CPU", cpu_count=64)
     write_json_atomic(folder / "results.json", doc)
     return folder

@@ -134,10 +134,10 @@ def test_int8_floor_is_inclusive_and_named(value, bad):
 
 
 def test_the_table_as_text_names_every_entry_of_a_path():
-    text = tl._describe("layer_norm").splitlines()
+    text = tl.describe_table("layer_norm").splitlines()
     assert [ln.split()[:2] for ln in text] == [["layer_norm", m] for m in ("float16", "float16-unsafe", "float32")]
     assert all("roundings=5 :: " in ln for ln in text)
-    assert len(tl._describe().splitlines()) == len(tl.TOLERANCES)
+    assert len(tl.describe_table().splitlines()) == len(tl.TOLERANCES)
 
 
 def test_softmax_bound_per_row_length_any_rank_and_input_dtype():

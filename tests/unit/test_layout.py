@@ -1,0 +1,121 @@
+"""A house a newcomer can read: no import circle between perfsuite's modules (imports inside functions count
+too), and no module reaches into another's private names (`from perfsuite.x import _y`, `x._y`)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Dict, List, Set, Tuple
+
+PKG = Path(__file__).resolve().parents[2] / "perfsuite"
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _modules() -> Dict[str, Path]:
+    return {_module_name(p): p for p in PKG.rglob("*.py")}
+
+
+def _resolve(mod: str, node: ast.ImportFrom, is_pkg: bool) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = mod.split(".") if is_pkg else mod.split(".")[:-1]
+    base = base[:len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def imports() -> Tuple[Dict[str, Set[str]], List[str]]:
+    """module -> perfsuite modules it imports (anywhere in the file); and every private name taken from another."""
+    mods = _modules()
+    graph: Dict[str, Set[str]] = {m: set() for m in mods}
+    private: List[str] = []
+    for mod, path in mods.items():
+        tree = ast.parse(path.read_text(), str(path))
+        is_pkg = path.name == "__init__.py"
+        aliases: Dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.startswith("perfsuite"):
+                        target = a.name if a.name in mods else a.name.rsplit(".", 1)[0]
+                        graph[mod].add(target)
+                        aliases[a.asname or a.name] = a.name
+            elif isinstance(node, ast.ImportFrom):
+                src = _resolve(mod, node, is_pkg)
+                if not src.startswith("perfsuite"):
+                    continue
+                for a in node.names:
+                    sub = f"{src}.{a.name}"
+                    if sub in mods:  # from perfsuite import gate
+                        graph[mod].add(sub)
+                        aliases[a.asname or a.name] = sub
+                    else:
+                        graph[mod].add(src)
+                        if a.name.startswith("_") and not a.name.startswith("__") and src != mod:
+                            private.append(f"{mod}: from {src} import {a.name}")
+        for node in ast.walk(tree):  # module._private attribute access through an imported perfsuite module
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr.startswith("_") \
+                    and not node.attr.startswith("__") and node.value.id in aliases:
+                private.append(f"{mod}: {aliases[node.value.id]}.{node.attr}")
+    for m in graph:
+        graph[m].discard(m)
+        graph[m] = {t for t in graph[m] if t in mods and not m.startswith(t + ".") and t != "perfsuite"}
+    return graph, sorted(set(private))
+
+
+def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    on: Set[str] = set()
+    out: List[List[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_circle_between_perfsuites_modules():
+    graph, _ = imports()
+    assert cycles(graph) == []
+
+
+def test_no_private_name_imported_from_another_module():
+    _, private = imports()
+    assert private == []
+
+
+def test_the_checks_see_a_circle_and_a_private_import():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
