@@ -789,27 +789,30 @@ class _Gate:
         return d
 
     def _needs(self, t: _TargetState, c: Any) -> Optional[Dict[str, Any]]:
-        """For a workload left undecided: the sessions and time that the measured noise says a decision needs
-        (ruling a slowdown beyond the threshold out, at this design's last-look bound)."""
-        from scipy import stats as st
+        """For a workload left undecided: how many sessions in all, and how much more time, the measured noise says
+        ruling a slowdown beyond the threshold out would take (the design's last-look bound, this workload's session
+        sd and estimate; a planning figure, not a promise)."""
+        from perfsuite.stats import trimmed_t
 
-        if t.outcome is not None or len(t.figures) < 2:
+        if t.outcome is not None or len(t.figures) < 3:
             return None
-        sd = float(np.std(t.figures, ddof=1))
-        est = float(np.mean(t.figures))
+        est, se, _ = trimmed_t(t.figures)
+        sd = se * math.sqrt(len(t.figures))
         room = math.log1p(self.opts.threshold) - max(est, 0.0)
         per = float(np.mean(t.session_s)) if t.session_s else math.nan
+        design = self.design_for(t)
+        done = len(t.figures)
         if room <= 0:
             return {"sessions": None, "seconds": None,
                     "why": f"its estimate ({math.exp(est):.3f}) lies beyond the threshold: more sessions would "
                            "likely call it slower"}
-        design = self.design_for(t)
-        z = float(st.norm.isf(design.alpha_safe))
-        n = max(design.first_look, math.ceil((z * sd / room) ** 2 * 1.15))
-        return {"sessions": n, "seconds": n * per if per == per else None,
-                "why": f"about {n} sessions (~{_clock(n * per)} at {per:.0f} s each) at the measured session sd "
-                       f"{sd * 100:.2f} %" + (f", beyond the planned maximum of {design.max_sessions}"
-                                              if n > design.max_sessions else "")}
+        q = design.critical(design.max_sessions, max(1, self.compared))[1]
+        n = max(done + 1, math.ceil((q * sd / room) ** 2))
+        more = n - done
+        beyond = f", beyond this design's {design.max_sessions}" if n > design.max_sessions else ""
+        return {"sessions": n, "seconds": more * per if per == per else None,
+                "why": f"about {n} sessions in all, {more} more (~{_clock(more * per)} at {per:.0f} s each{beyond}), at "
+                       f"its session sd of {sd * 100:.2f} % and estimate {math.exp(est):.3f}"}
 
     # -------------------------------------------------------------------------------- verdict
     def _finish(self) -> GateOutcome:

@@ -582,8 +582,11 @@ def test_an_undecided_workload_says_what_deciding_it_would_take(tmp_path, monkey
     g.compared = 1
     t = _state_with_sessions("op:fc_float32", 6, 16, within=0.01, between=0.02, call_s=0.05, seed=4)
     needs = g._needs(t, g._comparison(t))
-    assert needs["sessions"] >= g.op_design.first_look and needs["seconds"] > 0
-    assert f"{needs['sessions']} sessions" in needs["why"] and "session sd" in needs["why"]
+    assert needs["sessions"] > len(t.figures) and needs["seconds"] > 0  # more sessions than it had
+    more = needs["sessions"] - len(t.figures)
+    assert f"about {needs['sessions']} sessions in all, {more} more" in needs["why"] and "session sd" in needs["why"]
+    noisier = _state_with_sessions("op:fc_float32", 6, 16, within=0.01, between=0.06, call_s=0.05, seed=4)
+    assert g._needs(noisier, g._comparison(noisier))["sessions"] > needs["sessions"]
     t.figures = [math.log(1.05)] * 5 + [math.log(1.04)]
     assert "beyond the threshold" in g._needs(t, g._comparison(t))["why"]
 
