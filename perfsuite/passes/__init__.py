@@ -180,8 +180,9 @@ def _build_inputs(mxnet_dir: Optional[PathLike], lib_api_cc: Optional[PathLike])
     """
     mdir = Path(mxnet_dir).expanduser().resolve() if mxnet_dir is not None else _default_mxnet_dir()
     what = _describe_mxnet_dir(mdir)
-    if lib_api_cc is None and os.environ.get(LIB_API_CC_ENV):
-        lib_api_cc = os.environ[LIB_API_CC_ENV]
+    # The environment variable is a fallback for wheels that lack src/lib_api.cc (MXNet 1.8): it is set once for a
+    # whole CI job or test session, so it must not override the file a 1.9 wheel ships nor break a 1.7 build.
+    env_cc = os.environ.get(LIB_API_CC_ENV) or None
     header = mdir / "include" / "mxnet" / "lib_api.h"
     if not header.is_file():
         raise PerfsuiteInputError(
@@ -213,6 +214,13 @@ def _build_inputs(mxnet_dir: Optional[PathLike], lib_api_cc: Optional[PathLike])
                 )
         else:
             cc = mdir / "src" / "lib_api.cc"
+            if not cc.is_file() and env_cc is not None:
+                cc = Path(env_cc).expanduser().resolve()
+                if not cc.is_file():
+                    raise PerfsuiteInputError(
+                        f"{LIB_API_CC_ENV}={env_cc!r}: {cc} does not exist; give the path of the file src/lib_api.cc "
+                        f"of apache/mxnet at tag {tag} (the release of {header}, lib_api version {version})"
+                    )
             if not cc.is_file():
                 raise PerfsuiteInputError(
                     f"building perfsuite's pass library needs src/lib_api.cc for lib_api version {version}: {what} "

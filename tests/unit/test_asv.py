@@ -192,7 +192,7 @@ def test_newest_commit_by_default_and_commit_prefix(tmp_path: Path) -> None:
 def test_several_machines_need_a_machine(tmp_path: Path) -> None:
     write_result(tmp_path, "1.9.1", {"bench_misc.time_plain": [1.0]}, machine="cpu-box")
     write_result(tmp_path, "1.9.1", {"bench_misc.time_plain": [0.1]}, machine="t4-box", dist="mxnet-cu102")
-    with pytest.raises(PerfsuiteInputError, match="2 machines; pass machine= one of: cpu-box, t4-box"):
+    with pytest.raises(PerfsuiteInputError, match="holds results of 2 machines; pass --machine with one of: cpu-box, t4-box"):
         compare_versions(tmp_path)
     t = compare_versions(tmp_path, machine="t4-box")
     assert t.versions == ["mxnet-cu102 1.9.1"] and t.baseline == "mxnet-cu102 1.9.1"

@@ -95,9 +95,18 @@ def test_saved_run_rerenders_and_compares(smoke_run, tmp_path, capsys):
     assert cli.main(["report", str(outcome.out_dir), "--out", str(other)]) == 0
     assert (other / "report.md").read_text().count("### Latency (ms)") == 1
     cmp_dir = tmp_path / "cmp"
-    assert cli.main(["report", str(outcome.out_dir), str(outcome.results_path), "--out", str(cmp_dir)]) == 0
+    capsys.readouterr()
+    # the same run given twice (its folder and its file) is refused: it would pose as two replicated runs
+    assert cli.main(["report", str(outcome.out_dir), str(outcome.results_path), "--out", str(cmp_dir)]) == 2
+    assert "are the same file; give each run once" in capsys.readouterr().err and not cmp_dir.exists()
+    # a second run (here: the first with one sample changed) is compared; one run per side decides nothing
+    doc = json.loads(outcome.results_path.read_text())
+    doc["measurements"][0]["samples_s"][0] *= 1.001
+    second = tmp_path / "second.json"
+    second.write_text(json.dumps(doc))
+    assert cli.main(["report", str(outcome.results_path), str(second), "--out", str(cmp_dir)]) == 0
     text = (cmp_dir / "comparison.md").read_text()
-    assert "(#1)" in text and "(#2)" in text and "not enough data" in text  # a result against itself
+    assert "(#1)" in text and "(#2)" in text and "not enough data" in text
     capsys.readouterr()
 
 
