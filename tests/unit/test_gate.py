@@ -260,7 +260,9 @@ TEST_PROFILE = GateProfile("unit-test", "one low-noise op; op parity quick", ("o
 def test_profile(monkeypatch, tmp_path):
     monkeypatch.setitem(GATE_PROFILES, TEST_PROFILE.name, TEST_PROFILE)
     monkeypatch.setenv("PERFSUITE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    # one thread per worker, the gate's default on 2 cores: with two, every core is the timed side's and anything
+    # else on the machine (the driver, pytest) disturbs a pair (33 % of pairs here once, above the 25 % limit)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     return TEST_PROFILE
 
 
