@@ -185,7 +185,9 @@ def _median(xs: Any) -> Optional[float]:
 def _fmt_rate(r: Optional[Dict[str, Any]]) -> str:
     if not r or not r.get("n"):
         return "-"
-    return f"{r['k']} of {r['n']} [{r['ci95'][0]:.0%}, {r['ci95'][1]:.0%}]"
+    lo, hi = r["ci95"]
+    fmt = ".0%" if r["n"] < 1000 else ".2%"  # thousands of resampled gates: a rate of 0.3 % must not print as 0 %
+    return f"{r['k']} of {r['n']} [{lo:{fmt}}, {hi:{fmt}}]"
 
 
 def render(doc: Dict[str, Any]) -> str:
