@@ -238,6 +238,20 @@ def _disturber(duty: float, stop: Any) -> None:
         time.sleep(max(0.0, period - 0.010))
 
 
+def _set_aside_interrupted(out: Path, name: str) -> None:
+    """A gate interrupted with its calibration (the results file lists only finished gates) left its folder and
+    log: renamed to `<name>.interrupted-<k>` (kept, never reused), so the gate that replaces it can reserve its
+    folder; without this the resumed gate was refused ("already holds files") and counted as failed."""
+    stale = [p for p in (out / name, out / f"{name}.progress.log") if p.exists()]
+    if not stale:
+        return
+    k = 1
+    while any(Path(f"{p}.interrupted-{k}").exists() for p in stale):
+        k += 1
+    for p in stale:
+        p.rename(f"{p}.interrupted-{k}")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from perfsuite import gate
     from perfsuite.env import read_cpu_model, usable_cpus
@@ -316,6 +330,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                     inject_slowdown=cond["inject"], inject_targets=(into,) if into else (),
                                     seed=i, out=str(out / name), parity=args.parity, threads=args.threads,
                                     time_budget_s=args.time_budget)
+            _set_aside_interrupted(out, name)
             try:
                 with open(out / f"{name}.progress.log", "w") as log:
                     res = gate.run_gate(opts, err=log)

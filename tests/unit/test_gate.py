@@ -11,6 +11,7 @@ import json
 import math
 import os
 import stat
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
@@ -624,3 +625,33 @@ def test_calibration_pools_aa_sessions_and_resamples_them_through_the_gates_deci
     with pytest.raises(PerfsuiteInputError, match="expected FRACTION@WORKLOAD"):
         gc.parse_inject("2%")
     assert [c["condition"] for c in gc.plan(2, [(0.02, "x")], 1)] == ["A/A", "0.02 into x", "A/A"]
+
+
+def test_a_resumed_calibration_sets_the_interrupted_gates_folder_aside(tmp_path):
+    from perfsuite import gate_calibration as gc
+
+    (tmp_path / "007-slow").mkdir()
+    (tmp_path / "007-slow" / "gate.json").write_text("{}")
+    (tmp_path / "007-slow.progress.log").write_text("session 1")
+    gc._set_aside_interrupted(tmp_path, "007-slow")
+    assert not (tmp_path / "007-slow").exists() and (tmp_path / "007-slow.interrupted-1" / "gate.json").exists()
+    assert (tmp_path / "007-slow.progress.log.interrupted-1").read_text() == "session 1"
+    (tmp_path / "007-slow").mkdir()  # interrupted twice: nothing is overwritten
+    gc._set_aside_interrupted(tmp_path, "007-slow")
+    assert (tmp_path / "007-slow.interrupted-2").is_dir() and (tmp_path / "007-slow.interrupted-1").is_dir()
+    gc._set_aside_interrupted(tmp_path, "008-aa")  # nothing there: nothing happens
+
+
+@pytest.mark.heavy  # ~1 min: a standalone process and two gate sessions per round
+def test_gate_speed_times_both_sides_of_every_round(tmp_path):
+    """The benchmark behind the README's "does the gate time what users run": every round has a standalone and a
+    gate median (a budget that ended the gate before its first session once made it crash)."""
+    out = tmp_path / "speed.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "perfsuite.gate_speed", "--workload", "op:softmax_fp16_safe",
+                        "--rounds", "2", "--json", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert len(doc["rounds"]) == 2 and all(r["gate"]["pairs"] > 0 and r["standalone"]["median_s"] > 0
+                                           for r in doc["rounds"])
+    assert "gate / standalone on op:softmax_fp16_safe" in p.stdout and 0.5 < doc["ratio"] < 2
