@@ -43,9 +43,13 @@ PathLike = Union[str, "Path"]
 
 def normalize_version(version: str) -> str:
     """PEP 440 spelling of a version as asv's matrix writes it: '1.7.0post2' -> '1.7.0.post2'."""
-    v = str(version).strip().lower()
-    v = re.sub(r"[._-]?(post|rev|r)[._-]?(\d*)$", lambda m: ".post" + (m.group(2) or "0"), v)
-    return v
+    from packaging.version import InvalidVersion, Version
+
+    v = str(version).strip()
+    try:
+        return str(Version(v))  # packaging normalizes every PEP 440 spelling: 1.7.0post2, 1.8.0-post0, 1.8.0.r0
+    except InvalidVersion:
+        return v.lower()
 
 
 def _version_key(label: str) -> Tuple:

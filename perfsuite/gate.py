@@ -37,8 +37,9 @@ import numpy as np
 
 from perfsuite import __version__
 from perfsuite.env import usable_cpus
-from perfsuite.errors import PerfsuiteInputError
+from perfsuite.errors import PerfsuiteInputError, one_line
 from perfsuite.results import write_json_atomic
+from perfsuite.tables import clock as _clock
 
 __all__ = ["GateOptions", "GateOutcome", "run_gate", "validate", "diff_parity", "decide", "GATE_FORMAT",
            "GATE_FORMAT_VERSION", "EXIT_SAFE", "EXIT_REGRESSION", "EXIT_GATE_ERROR", "EXIT_UNDECIDED",
@@ -261,11 +262,6 @@ class _Progress:
             self.stream.write(line + "\n")
             self.last = now
         self.stream.flush()
-
-
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 60:d}:{seconds % 60:02d}"
 
 
 # ------------------------------------------------------------------------------------------------ the gate
@@ -993,5 +989,4 @@ def _utc() -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {' | '.join(lines[-3:]) if lines else ''}"[:800]
+    return one_line(exc, lines=3, limit=800)  # a worker's error: the last three lines name what failed where

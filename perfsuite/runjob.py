@@ -22,8 +22,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from perfsuite import __version__
 from perfsuite import report as rp
-from perfsuite.errors import PerfsuiteInputError
+from perfsuite.errors import PerfsuiteInputError, one_line
 from perfsuite.results import write_json_atomic
+from perfsuite.tables import clock as _clock
 from perfsuite.workloads import MODEL_PARITY_SHAPES, PROFILES, SPEEDUPS, Workload, select
 
 __all__ = ["Timing", "PROFILE_TIMING", "RunOptions", "RunOutcome", "plan", "run_job", "ProgressBar",
@@ -166,11 +167,6 @@ def apply_default_threads(environ: Optional[Dict[str, str]] = None) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ progress
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 60:d}:{seconds % 60:02d}"
-
-
 class ProgressBar:
     """A text progress bar with ETA on a stream (stderr): redrawn in place on a terminal, one line per step
     otherwise. Steps carry weights (expected seconds); the ETA scales the remaining weight by the observed pace."""
@@ -314,7 +310,7 @@ def _int8_quality(stream: TextIO) -> Dict[str, Any]:
                          calib_batches=[int8_calibration(case)])
         res = int8_task_result(runner)
     except Exception as exc:  # a finding about this build, reported
-        return {"error": _one_line(exc)}
+        return {"error": one_line(exc)}
     print(f"INT8 quality: {res.message}", file=stream)
     return {"metrics": res.metrics, "passed": res.passed, "config": res.config, "corpus": res.corpus,
             "message": res.message, "seconds": round(time.perf_counter() - t0, 1)}
@@ -434,9 +430,9 @@ def _measure_workloads(doc: Dict[str, Any], workloads: List[Workload], reasons: 
             m = bench.measure(w, warmup=timing.warmup, min_repeat=timing.min_repeat, max_repeat=timing.max_repeat,
                               min_time_s=timing.min_time_s, max_time_s=timing.max_time_s)
         except Exception as exc:  # an MXNet error on one path is a finding about this build, not a crash
-            doc["errors"].append({"id": w.id, "workload": _wdict(w), "error": _one_line(exc)})
+            doc["errors"].append({"id": w.id, "workload": _wdict(w), "error": one_line(exc)})
             save()
-            bar.step(f"ERROR {w.id}: {_one_line(exc)[:60]}")
+            bar.step(f"ERROR {w.id}: {one_line(exc)[:60]}")
             continue
         doc["measurements"].append(m.to_dict())
         save()
@@ -459,9 +455,9 @@ def _measure_speedups(doc: Dict[str, Any], groups: Dict[Any, List[Tuple[str, str
             samples = tm.time_alternating(fns, rounds=timing.rounds, warmup=timing.warmup)
         except Exception as exc:
             doc["errors"].append({"id": f"speed-up {gid}", "workload": {"model": model, "task": task,
-                                  "batch": batch, "seq_len": seq, "paths": gpaths}, "error": _one_line(exc)})
+                                  "batch": batch, "seq_len": seq, "paths": gpaths}, "error": one_line(exc)})
             save()
-            bar.step(f"ERROR speed-ups at {gid}: {_one_line(exc)[:60]}")
+            bar.step(f"ERROR speed-ups at {gid}: {one_line(exc)[:60]}")
             continue
         for opt, base, lab in pairs:
             doc["speedups"].append({
@@ -524,7 +520,7 @@ def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO
     except BaseException as exc:
         doc["status"] = "interrupted"
         doc["error"] = (str(exc) if isinstance(exc, Terminated) else "interrupted by the user (Ctrl-C)"
-                        if isinstance(exc, KeyboardInterrupt) else _one_line(exc))
+                        if isinstance(exc, KeyboardInterrupt) else one_line(exc))
         save()
         try:
             rp.render(doc, out_dir)
@@ -580,6 +576,3 @@ def _exit_code(doc: Dict[str, Any]) -> int:
     return 0
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:500]

@@ -7,7 +7,7 @@ from typing import Any, List, Sequence
 
 from tabulate import tabulate
 
-__all__ = ["table", "markdown_lines"]
+__all__ = ["clock", "table", "markdown_lines"]
 
 
 def _cell(x: Any, markdown: bool) -> str:
@@ -28,3 +28,9 @@ def table(header: Sequence[Any], rows: Sequence[Sequence[Any]], fmt: str = "gith
 def markdown_lines(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> List[str]:
     """A Markdown table as lines, followed by a blank line (for reports assembled line by line)."""
     return table(header, rows, "github").splitlines() + [""]
+
+
+def clock(seconds: float) -> str:
+    """Seconds as m:ss (rounded; never negative): the progress lines' and summaries' durations."""
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60:d}:{seconds % 60:02d}"

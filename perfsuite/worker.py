@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from perfsuite.errors import PerfsuiteInputError
+from perfsuite.errors import PerfsuiteInputError, one_line
 
 __all__ = ["WorkerProcess", "WorkerError", "main", "PROTOCOL_VERSION", "CPUS_ENV"]
 
@@ -257,11 +257,6 @@ _HANDLERS: Dict[str, Callable[[_State, Dict[str, Any]], Dict[str, Any]]] = {
 }
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:500]
-
-
 #: The CPUs a worker runs on (comma-separated), set before MXNet starts any thread, so all of them inherit it.
 CPUS_ENV = "PERFSUITE_WORKER_CPUS"
 
@@ -293,7 +288,7 @@ def main() -> int:
         except PerfsuiteInputError as exc:
             reply = {"ok": False, "error": str(exc), "kind": "input"}
         except Exception as exc:  # an MXNet error is reported to the driver; the worker stays alive
-            reply = {"ok": False, "error": _one_line(exc), "kind": "error"}
+            reply = {"ok": False, "error": one_line(exc), "kind": "error"}
         proto.write(json.dumps(reply, default=_jsonable) + "\n")
         proto.flush()
         if cmd == "quit":

@@ -119,3 +119,17 @@ def test_no_private_name_imported_from_another_module():
 def test_the_checks_see_a_circle_and_a_private_import():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_one_copy_of_the_small_text_helpers():
+    """one_line and clock exist once (errors.py, tables.py); gate, run and worker use them."""
+    from perfsuite.errors import one_line
+    from perfsuite.tables import clock
+
+    assert one_line(RuntimeError("Traceback\n\n  frame\nMXNetError: bad shape")) == "RuntimeError: MXNetError: bad shape"
+    assert one_line(RuntimeError("a\nb\nc\nd"), lines=3) == "RuntimeError: b | c | d"
+    assert len(one_line(ValueError("x" * 900), limit=800)) == 800 and one_line(KeyError()) == "KeyError: "
+    assert clock(0) == "0:00" and clock(59.6) == "1:00" and clock(754) == "12:34" and clock(-3) == "0:00"
+    for name in ("gate.py", "runjob.py", "worker.py"):
+        text = (Path(__file__).resolve().parents[2] / "perfsuite" / name).read_text()
+        assert "def _clock" not in text and "lines = [ln for ln in str(exc)" not in text, name
