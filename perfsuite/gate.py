@@ -38,6 +38,7 @@ import numpy as np
 from perfsuite import __version__
 from perfsuite.env import usable_cpus
 from perfsuite.errors import PerfsuiteInputError, one_line
+from perfsuite.progress import BudgetLine
 from perfsuite.results import write_json_atomic
 from perfsuite.tables import clock as _clock
 
@@ -241,29 +242,6 @@ def diff_parity(base_cases: Sequence[Dict[str, Any]], cand_cases: Sequence[Dict[
     return out
 
 
-# ------------------------------------------------------------------------------------------------ progress
-class _Progress:
-    """One status line on stderr: redrawn in place on a terminal, at most one line per 15 s in a log."""
-
-    def __init__(self, stream: TextIO, budget_s: float, start: float) -> None:
-        self.stream, self.budget, self.start = stream, budget_s, start
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.last = 0.0
-
-    def __call__(self, text: str, force: bool = False) -> None:
-        now = time.perf_counter()
-        el = now - self.start
-        line = f"[gate {_clock(el)} / budget {_clock(self.budget)}, {_clock(max(0.0, self.budget - el))} left] {text}"
-        if self.tty:
-            self.stream.write("\r" + line[:150].ljust(150))
-            if force:
-                self.stream.write("\n")
-        elif force or now - self.last >= 15:
-            self.stream.write(line + "\n")
-            self.last = now
-        self.stream.flush()
-
-
 # ------------------------------------------------------------------------------------------------ the gate
 @dataclass
 class _TargetState:
@@ -310,7 +288,7 @@ class _Gate:
         if self.runtime == "onnxruntime" and self.profile.ort_time_budget_s:
             default_budget = self.profile.ort_time_budget_s
         self.budget = opts.time_budget_s if opts.time_budget_s is not None else default_budget
-        self.progress = _Progress(err, self.budget, self.t0)
+        self.progress = BudgetLine(err, self.budget, self.t0)
         self.rng = np.random.default_rng(opts.seed)
         self.doc: Dict[str, Any] = {}
         self.out_dir: Optional[Path] = None

@@ -24,6 +24,7 @@ from perfsuite import __version__
 from perfsuite import report as rp
 from perfsuite.errors import PerfsuiteInputError, one_line
 from perfsuite.results import write_json_atomic
+from perfsuite.progress import ProgressBar
 from perfsuite.tables import clock as _clock
 from perfsuite.workloads import MODEL_PARITY_SHAPES, PROFILES, SPEEDUPS, Workload, select
 
@@ -164,56 +165,6 @@ def apply_default_threads(environ: Optional[Dict[str, str]] = None) -> str:
     environ["OMP_NUM_THREADS"] = str(n)
     return (f"OMP_NUM_THREADS was unset: perfsuite run set it to {n} (every usable CPU; MXNet's own default would "
             "be half). Set OMP_NUM_THREADS yourself to choose.")
-
-
-# ------------------------------------------------------------------------------------------------ progress
-class ProgressBar:
-    """A text progress bar with ETA on a stream (stderr): redrawn in place on a terminal, one line per step
-    otherwise. Steps carry weights (expected seconds); the ETA scales the remaining weight by the observed pace."""
-
-    def __init__(self, weights: Sequence[float], stream: Optional[TextIO] = None, width: int = 24) -> None:
-        self.weights = [max(float(w), 1e-6) for w in weights]
-        self.total = sum(self.weights)
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self.done = 0
-        self.done_weight = 0.0
-        self.start = time.perf_counter()
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-
-    def eta_s(self) -> Optional[float]:
-        """Seconds left, from the pace so far (None before the first step ends)."""
-        if self.done_weight <= 0:
-            return None
-        elapsed = time.perf_counter() - self.start
-        return elapsed / self.done_weight * (self.total - self.done_weight)
-
-    def line(self, text: str = "") -> str:
-        frac = self.done_weight / self.total if self.total else 1.0
-        fill = int(round(frac * self.width))
-        eta = self.eta_s()
-        return (f"[{'#' * fill}{'.' * (self.width - fill)}] {self.done}/{len(self.weights)} {frac:4.0%} "
-                f"elapsed {_clock(time.perf_counter() - self.start)} ETA {'?' if eta is None else _clock(eta)} {text}")
-
-    def show(self, text: str) -> None:
-        """Redraw without advancing, naming the step now running (terminals only: a log gets one line per step)."""
-        if self.tty:
-            self._emit(self.line(text), final=False)
-
-    def step(self, text: str = "") -> None:
-        """Mark the next step done."""
-        if self.done < len(self.weights):
-            self.done_weight += self.weights[self.done]
-            self.done += 1
-        self._emit(self.line(text), final=self.done == len(self.weights))
-
-    def _emit(self, line: str, final: bool) -> None:
-        if self.tty:
-            cols = 160
-            self.stream.write("\r" + line[:cols].ljust(cols) + ("\n" if final else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
 
 
 # ------------------------------------------------------------------------------------------------ speed-ups

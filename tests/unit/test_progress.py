@@ -1,0 +1,44 @@
+"""The one progress display: a terminal gets one redrawn line, a log whole lines (the gate's at most every 15 s)."""
+
+from __future__ import annotations
+
+import io
+
+from perfsuite import progress
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_log_gets_whole_lines_and_the_gate_throttles_them(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    log = io.StringIO()
+    line = progress.BudgetLine(log, budget_s=600, start=100.0)
+    line("session 1")
+    now[0] += 5
+    line("session 1: pair 3/16")  # within 15 s: not written
+    line("decided", force=True)  # forced: written
+    now[0] += 20
+    line("session 2")
+    assert log.getvalue().splitlines() == ["[gate 0:00 / budget 10:00, 10:00 left] session 1",
+                                           "[gate 0:05 / budget 10:00, 9:55 left] decided",
+                                           "[gate 0:25 / budget 10:00, 9:35 left] session 2"]
+
+
+def test_a_terminal_gets_one_redrawn_line_and_the_bar_ends_it(monkeypatch):
+    tty = _Tty()
+    bar = progress.ProgressBar([1.0, 3.0], tty, width=8)
+    bar.show("parity")
+    bar.step("first")
+    assert "\n" not in tty.getvalue() and tty.getvalue().count("\r") == 2
+    bar.step("last")
+    assert tty.getvalue().endswith("\n") and "2/2 100%" in tty.getvalue()
+    log = io.StringIO()
+    bar = progress.ProgressBar([1.0, 1.0], log)
+    bar.show("not in a log")
+    bar.step("a")
+    bar.step("b")
+    assert len(log.getvalue().splitlines()) == 2 and "not in a log" not in log.getvalue()
