@@ -40,7 +40,7 @@ from perfsuite.env import usable_cpus
 from perfsuite.errors import PerfsuiteInputError, one_line
 from perfsuite.progress import BudgetLine
 from perfsuite.results import write_json_atomic
-from perfsuite.tables import clock as _clock
+from perfsuite.tables import clock
 
 __all__ = ["GateOptions", "GateOutcome", "run_gate", "validate", "diff_parity", "decide", "GATE_FORMAT",
            "GATE_FORMAT_VERSION", "EXIT_SAFE", "EXIT_REGRESSION", "EXIT_GATE_ERROR", "EXIT_UNDECIDED",
@@ -478,8 +478,8 @@ class _Gate:
             left = self.budget - self.elapsed()
             need = self._next_session_s(active)
             if left <= 0 or (session > 0 and need > left):
-                lat["stopped_because"] = (f"time budget ({_clock(self.budget)}) spent: the next session would take "
-                                          f"about {_clock(need)}, {_clock(max(0.0, left))} was left")
+                lat["stopped_because"] = (f"time budget ({clock(self.budget)}) spent: the next session would take "
+                                          f"about {clock(need)}, {clock(max(0.0, left))} was left")
                 break
             ts = time.perf_counter()
             self._session(session, active)
@@ -785,7 +785,7 @@ class _Gate:
         more = n - done
         beyond = f", beyond this design's {design.max_sessions}" if n > design.max_sessions else ""
         return {"sessions": n, "seconds": more * per if per == per else None,
-                "why": f"about {n} sessions in all, {more} more (~{_clock(more * per)} at {per:.0f} s each{beyond}), at "
+                "why": f"about {n} sessions in all, {more} more (~{clock(more * per)} at {per:.0f} s each{beyond}), at "
                        f"its session sd of {sd * 100:.2f} % and estimate {math.exp(est):.3f}"}
 
     # -------------------------------------------------------------------------------- verdict
@@ -925,7 +925,7 @@ def run_gate(opts: GateOptions, err: Optional[TextIO] = None) -> GateOutcome:
         g.stop_workers()
         if g.doc:
             g.doc["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
-            g.doc["errors"].append(_one_line(exc) if not isinstance(exc, KeyboardInterrupt)
+            g.doc["errors"].append(one_line(exc, lines=3, limit=800) if not isinstance(exc, KeyboardInterrupt)
                                    else "interrupted (Ctrl-C)")
             g.doc["verdict"] = {"exit_code": EXIT_GATE_ERROR, "word": "ERROR", "reasons": g.doc["errors"][-1:],
                                 "geomean_ratio": None}
@@ -965,6 +965,3 @@ def _minilm_dir() -> Optional[str]:
 def _utc() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
-
-def _one_line(exc: BaseException) -> str:
-    return one_line(exc, lines=3, limit=800)  # a worker's error: the last three lines name what failed where

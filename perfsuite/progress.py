@@ -43,7 +43,6 @@ class ProgressBar:
         self.weights = [max(float(w), 1e-6) for w in weights]
         self.total = sum(self.weights)
         self.out = StatusLine(stream, cols=160)
-        self.stream, self.tty = self.out.stream, self.out.tty
         self.width = width
         self.done = 0
         self.done_weight = 0.0
@@ -65,7 +64,7 @@ class ProgressBar:
 
     def show(self, text: str) -> None:
         """Redraw without advancing, naming the step now running (terminals only: a log gets one line per step)."""
-        if self.tty:
+        if self.out.tty:
             self.out.emit(self.line(text))
 
     def step(self, text: str = "") -> None:
@@ -73,7 +72,7 @@ class ProgressBar:
         if self.done < len(self.weights):
             self.done_weight += self.weights[self.done]
             self.done += 1
-        self.out.emit(self.line(text), final=self.done == len(self.weights) or not self.tty)
+        self.out.emit(self.line(text), final=self.done == len(self.weights) or not self.out.tty)
 
 
 class BudgetLine:

@@ -25,7 +25,7 @@ from perfsuite import report as rp
 from perfsuite.errors import PerfsuiteInputError, one_line
 from perfsuite.results import write_json_atomic
 from perfsuite.progress import ProgressBar
-from perfsuite.tables import clock as _clock
+from perfsuite.tables import clock
 from perfsuite.workloads import MODEL_PARITY_SHAPES, PROFILES, SPEEDUPS, Workload, select
 
 __all__ = ["Timing", "PROFILE_TIMING", "RunOptions", "RunOutcome", "plan", "run_job", "ProgressBar",
@@ -487,7 +487,7 @@ def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO
     print(f"results: {results_path}\nreport:  {report_path}", file=out)
     for p in plots:
         print(f"plot:    {out_dir / p}", file=out)
-    print(f"took {_clock(doc['elapsed_s'])} (min:s)", file=out)
+    print(f"took {clock(doc['elapsed_s'])} (min:s)", file=out)
     return RunOutcome(out_dir, results_path, report_path, plots, doc, _exit_code(doc))
 
 
