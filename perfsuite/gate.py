@@ -259,6 +259,7 @@ class _TargetState:
     figure_sessions: List[int] = field(default_factory=list)
     decided_after: Optional[int] = None
     outcome: Optional[str] = None  # "slower" or "no slowdown" once decided
+    chasing_faster: bool = False  # decided "no slowdown", estimate a clear speed-up: sessions go on to report it
     error: Optional[str] = None
 
     @property
@@ -465,7 +466,7 @@ class _Gate:
         self.doc["latency"] = lat
         session = 0
         while True:
-            active = [t for t in targets if t.runnable and t.decided_after is None
+            active = [t for t in targets if t.runnable and (t.decided_after is None or t.chasing_faster)
                       and len(t.figures) < self.design_for(t).max_sessions]
             if not active:
                 if not session or not any(t.runnable for t in targets):
@@ -717,6 +718,9 @@ class _Gate:
 
     def _evaluate(self, targets: List[_TargetState], sessions_done: int) -> None:
         for t in targets:
+            if t.chasing_faster:
+                self._chase_faster(t)
+                continue
             if t.decided_after is not None or not t.runnable or not t.figures:
                 continue
             if t.disturbed_share > MAX_DISTURBED_SHARE:
@@ -727,7 +731,23 @@ class _Gate:
                 continue
             t.outcome = decision
             t.decided_after = sessions_done
-            self.say(f"{t.id}: {self._comparison(t).describe()}")
+            c = self._comparison(t)
+            self.say(f"{t.id}: {c.describe()}")
+            t.chasing_faster = decision == "no slowdown" and wants_faster(c, self.opts.threshold)
+            if t.chasing_faster:
+                self.say(f"{t.id}: no slowdown decided; sessions go on (within the budget) to decide the speed-up "
+                         f"its estimate shows ({1 / c.ratio:.3f}x)")
+
+    def _chase_faster(self, t: _TargetState) -> None:
+        """A workload decided "no slowdown" whose estimate is a speed-up beyond the threshold keeps being timed, so
+        the report can say "faster" (informative only: its "no slowdown" stands whatever later sessions show, as the
+        sequential design decided it) until its interval excludes 1 or the design's last session is reached."""
+        c = self._comparison(t)
+        if c is not None and c.faster:
+            t.chasing_faster = False
+            self.say(f"{t.id}: {c.describe()}")
+        elif c is None or len(t.figures) >= self.design_for(t).max_sessions or not wants_faster(c, self.opts.threshold):
+            t.chasing_faster = False
 
     def _target_doc(self, t: _TargetState, target: Any) -> Dict[str, Any]:
         from perfsuite.stats import variance_components
@@ -813,6 +833,12 @@ def look(figures: Sequence[float], design: Any, workloads: int, threshold: float
         return None
     return sequential_decision(compare_sessions(figures, design, workloads, threshold=threshold,
                                                 ignore_below=ignore_below, rank_p=False))
+
+
+def wants_faster(c: Any, threshold: float) -> bool:
+    """Is a workload decided "no slowdown" worth more sessions to report a speed-up: its estimate is faster than
+    1 / (1 + threshold) but its interval does not exclude 1 yet."""
+    return c is not None and not c.faster and c.ratio == c.ratio and c.ratio < 1.0 / (1.0 + threshold)
 
 
 def replay(figures: Sequence[float], design: Any, workloads: int, threshold: float,

@@ -655,3 +655,38 @@ def test_gate_speed_times_both_sides_of_every_round(tmp_path):
     assert len(doc["rounds"]) == 2 and all(r["gate"]["pairs"] > 0 and r["standalone"]["median_s"] > 0
                                            for r in doc["rounds"])
     assert "gate / standalone on op:softmax_fp16_safe" in p.stdout and 0.5 < doc["ratio"] < 2
+
+
+def test_a_clear_speed_up_keeps_being_timed_until_faster_is_decided(tmp_path, monkeypatch):
+    """1.7.0.post2 -> 1.9.1 once stopped BERT-base at "no slowdown" 0.855x without reporting it faster: a workload
+    decided "no slowdown" whose estimate is a speed-up beyond the threshold goes on (its decision stands) until its
+    interval excludes 1; an estimate near 1 stops at once."""
+    g = _gate_object(tmp_path, monkeypatch)
+    g.compared = 2
+    design = g.design_for(gate._TargetState("model:x"))
+    figs = list(np.log(0.86) + np.random.default_rng(0).normal(0, 0.05, design.max_sessions))
+    t = gate._TargetState("model:x")
+    for k in range(1, len(figs) + 1):
+        t.figures = figs[:k]
+        g._evaluate([t], k)
+        if t.decided_after is not None:
+            break
+    decided = t.decided_after
+    assert t.outcome == "no slowdown" and t.chasing_faster
+    assert gate._outcome(t, g._comparison(t)) == "no slowdown"  # not yet "faster"
+    for k in range(decided + 1, len(figs) + 1):
+        t.figures = figs[:k]
+        g._evaluate([t], k)
+        if not t.chasing_faster:
+            break
+    assert t.decided_after == decided and t.outcome == "no slowdown"  # the sequential decision stands
+    assert gate._outcome(t, g._comparison(t)) == "faster"
+    # an A/A workload decided "no slowdown" is not chased
+    same = gate._TargetState("model:y")
+    figs = list(np.random.default_rng(1).normal(0, 0.002, design.max_sessions))
+    for k in range(1, len(figs) + 1):
+        same.figures = figs[:k]
+        g._evaluate([same], k)
+        if same.decided_after is not None:
+            break
+    assert same.outcome == "no slowdown" and not same.chasing_faster
