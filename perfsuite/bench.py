@@ -11,17 +11,17 @@ import functools
 import math
 import time
 import zlib
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from perfsuite import __version__
 from perfsuite.paths.model import MODEL_PATHS, Runner, prepare, skip_reason_path
-from perfsuite.timing import Measurement, mxnet_sync, peak_rss_bytes, peak_rss_reset, time_callable
+from perfsuite.timing import Measurement, Sample, mxnet_sync, peak_rss_bytes, peak_rss_reset, time_callable
 from perfsuite.workloads import OP_BENCHMARKS, Workload
 
 __all__ = ["batch_for", "runner_for", "timed", "measure", "gemm_peak_gflops", "skip_reason_workload",
-           "environment_meta", "OP_BENCHMARKS", "op_callable", "GPU_ONLY_OPS", "skip_reason_op", "op_context"]
+           "environment_meta", "measurement", "OP_BENCHMARKS", "op_callable", "GPU_ONLY_OPS", "skip_reason_op", "op_context"]
 
 
 def skip_reason_workload(w: Workload) -> Optional[str]:
@@ -87,18 +87,26 @@ def environment_meta() -> Dict[str, Any]:
 
 def measure(w: Workload, warmup: int = 1, min_repeat: int = 5, max_repeat: int = 30, min_time_s: float = 1.0,
             max_time_s: float = 60.0) -> Measurement:
-    """Time one workload (warm-up, raw samples, interference marks, peak RSS, metadata)."""
+    """Time one workload alone (warm-up, raw samples, interference marks, peak RSS of this process, metadata)."""
     fn, runner = timed(w)
-    _, prepare_s = runner_for(w.model, w.path, w.task)
     peak_rss_reset()
     samples, warm = time_callable(fn, warmup=warmup, min_repeat=min_repeat, max_repeat=max_repeat,
                                   min_time_s=min_time_s, max_time_s=max_time_s, sync=mxnet_sync)
-    meta = environment_meta()
-    meta["flags"] = dict(runner.flags)
-    meta["path_info"] = {k: v for k, v in runner.info.items() if k != "doc"}
+    return measurement(w, samples, warm, runner, peak_rss_bytes=peak_rss_bytes())
+
+
+def measurement(w: Workload, samples: Sequence[Sample], warmup: int, runner: Runner,
+                peak_rss_bytes: Optional[int] = None, **meta: Any) -> Measurement:
+    """A Measurement of workload `w` from samples timed here (alone, or alternated with other paths: `meta` says
+    how), with the metadata every measurement carries."""
+    _, prepare_s = runner_for(w.model, w.path, w.task)
+    info = environment_meta()
+    info["flags"] = dict(runner.flags)
+    info["path_info"] = {k: v for k, v in runner.info.items() if k != "doc"}
+    info.update(meta)
     wl = {"model": w.model, "path": w.path, "task": w.task, "batch": w.batch, "seq_len": w.seq_len}
-    return Measurement.from_samples(wl, samples, warm, w.flops, peak_rss_bytes=peak_rss_bytes(),
-                                    prepare_s=prepare_s, meta=meta)
+    return Measurement.from_samples(wl, samples, warmup, w.flops, peak_rss_bytes=peak_rss_bytes,
+                                    prepare_s=prepare_s, meta=info)
 
 
 def gemm_peak_gflops(n: int = 2048, repeat: int = 5) -> float:

@@ -576,13 +576,14 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
              "into a results folder (JSON, Markdown report, PNG plots)",
         description=(
             "Run the parity summary (op grid on CPU, quick; whole-model check of each selected path on the 'small' "
-            "model), measure the timer overhead and this machine's FP32 GEMM peak, time every workload of the "
-            "selected grid (synchronized, raw samples, contaminated samples dropped), time the paths of each "
-            "optimization in alternation per batch size for the speed-up table, and write results.json (versioned, "
-            "rewritten after every workload), report.md and plots. Workloads whose path cannot run here are listed "
-            "with the reason."),
+            "model) while memory probes run (one fresh process per path at the smallest batch size: its peak RSS), "
+            "measure the timer overhead and this machine's FP32 GEMM peak, then time every workload in one pass: "
+            "per batch size the paths of each optimization alternate in counterbalanced rounds (synchronized, raw "
+            "samples, contaminated samples dropped), and the same samples give each path's latency and the "
+            "speed-up table. Writes results.json (versioned, rewritten after every step), report.md and plots. "
+            "Workloads whose path cannot run here are listed with the reason."),
         epilog=(
-            "Profiles: quick (BERT-base, seq 128, batch 1-32, CPU paths; under 10 minutes on 2 cores), full (the "
+            "Profiles: quick (BERT-base, seq 128, batch 1-32, CPU paths; about 5 minutes on 2 cores), full (the "
             "seed's grid; real hardware), smoke (tiny model; seconds). With OMP_NUM_THREADS unset, it is set to "
             "every usable CPU (MXNet's default is half). Exit codes: 0 ok; 1 a parity check failed or a workload "
             "raised; 2 bad usage; 3 nothing could be measured; 130/143 interrupted by Ctrl-C/SIGTERM (results "
@@ -615,6 +616,11 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                              "profile's; quick 1.0)")
     parser.add_argument("--max-repeat", type=int, default=None, metavar="N",
                         help="samples per workload at most (default: the profile's; at least 5)")
+    parser.add_argument("--memory-batch", type=_csv, default=None, metavar="N[,N...]",
+                        help="batch sizes at which a fresh process per path measures its peak resident memory "
+                             "(selected batch sizes only; default: the smallest selected)")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the memory probes (one fresh process per path, alongside the parity checks)")
     parser.set_defaults(handler=_cmd_run)
 
 
@@ -627,7 +633,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         batch_sizes=_int_list("--batch-size", args.batch_size), seq_lens=_int_list("--seq-len", args.seq_len),
         out=args.out, price_per_hour=args.price_per_hour, instance=args.instance, parity=not args.no_parity,
         min_time_s=args.min_time,
-        max_repeat=args.max_repeat,
+        max_repeat=args.max_repeat, memory=not args.no_memory,
+        memory_batches=_int_list("--memory-batch", args.memory_batch),
         argv=[f"{k}={v}" for k, v in vars(args).items() if k not in ("handler", "command")])
     runjob.plan(opts)  # every input error before any MXNet work
     opts.threads_note = runjob.apply_default_threads()

@@ -12,7 +12,7 @@ import numpy as np
 from perfsuite.timing import Measurement
 
 __all__ = ["PRICES", "USER_PRICE", "GroupKey", "cost_per_million", "measurements", "label", "doc_prices",
-           "price_label", "workload_figures", "by_group", "group_title", "slug", "ordered_paths"]
+           "price_label", "workload_figures", "memory_mib", "by_group", "group_title", "slug", "ordered_paths"]
 
 #: The seed's on-demand instance prices, $ per hour (the one price table). A price describes the cost of a run only
 #: on that instance: `perfsuite run --instance NAME` says the machine measured is one; other prices need a run there.
@@ -64,6 +64,21 @@ def workload_figures(m: Measurement, peak_gflops: Optional[float], prices: Dict[
         "peak_rss_mib": (m.peak_rss_bytes / 2 ** 20) if m.peak_rss_bytes else None,
         "n": len(m.samples_s), "dropped": m.dropped, "noisy": m.noisy,
     }
+
+
+def memory_mib(doc: Dict[str, Any]) -> Optional[Dict[Tuple[Any, ...], Dict[str, Any]]]:
+    """The memory probes of a run by (model, task, seq_len, path, batch): {"mib": peak RSS in MiB or None, "note":
+    why not}; None for results of a perfsuite without probes (their per-workload peak RSS was the timing process's)."""
+    if "memory" not in doc:
+        return None
+    out: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
+    for r in doc.get("memory") or []:
+        w = r["workload"]
+        peak = r.get("peak_rss_bytes")
+        out[(w["model"], w["task"], w["seq_len"], w["path"], w["batch"])] = {
+            "mib": peak / 2 ** 20 if peak else None,
+            "note": "" if peak else ("skipped: " + str(r["skip"]) if r.get("skip") else "error: " + str(r.get("error")))}
+    return out
 
 
 def by_group(ms: Iterable[Measurement]) -> Dict[GroupKey, List[Measurement]]:

@@ -4,9 +4,10 @@ whole lines to a log. `ProgressBar` (``perfsuite run``: weighted steps, ETA from
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from typing import Optional, Sequence, TextIO
+from typing import Iterator, Optional, Sequence, TextIO
 
 from perfsuite.tables import clock
 
@@ -47,13 +48,24 @@ class ProgressBar:
         self.done = 0
         self.done_weight = 0.0
         self.start = time.perf_counter()
+        self.unpaced_s = 0.0  # time spent in unpaced() blocks: one-off work that says nothing of the pace
 
     def eta_s(self) -> Optional[float]:
         """Seconds left, from the pace so far (None before the first step ends)."""
         if self.done_weight <= 0:
             return None
-        elapsed = time.perf_counter() - self.start
+        elapsed = max(time.perf_counter() - self.start - self.unpaced_s, 1e-9)
         return elapsed / self.done_weight * (self.total - self.done_weight)
+
+    @contextlib.contextmanager
+    def unpaced(self) -> Iterator[None]:
+        """Work inside (preparing a path once per run) counts in the elapsed time but not in the pace the ETA
+        extrapolates: otherwise the first step, which prepares every path, would make the ETA jump."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.unpaced_s += time.perf_counter() - t0
 
     def line(self, text: str = "") -> str:
         frac = self.done_weight / self.total if self.total else 1.0

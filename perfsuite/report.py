@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -20,13 +21,14 @@ import numpy as np
 
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.figures import (PRICES, USER_PRICE, GroupKey, cost_per_million, group_title, by_group, label,
-                               measurements, ordered_paths, price_label, doc_prices, slug, workload_figures)
+                               measurements, memory_mib, ordered_paths, price_label, doc_prices, slug, workload_figures)
 from perfsuite.results import read_result, write_text_atomic
+from perfsuite.tables import clock
 from perfsuite.stats import Comparison, compare_paired, min_units_paired
 
 __all__ = ["RESULTS_FORMAT", "RESULTS_FORMAT_VERSION", "PRICES", "USER_PRICE", "cost_per_million", "load",
            "label", "measurements", "workload_figures", "speedup_ratio", "format_speedup", "render",
-           "render_markdown", "text_summary", "mkldnn_note", "SPEEDUP_THRESHOLD", "cost_note"]
+           "render_markdown", "text_summary", "mkldnn_note", "SPEEDUP_THRESHOLD", "cost_note", "readme_excerpt", "main"]
 
 RESULTS_FORMAT = "perfsuite-results"
 RESULTS_FORMAT_VERSION = 1
@@ -274,13 +276,32 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
             lines += md_table(["batch", "path", "long-run sent/s"] + [price_label(n, v) for n, v in prices.items()], [
                 [b, p, f"{fig[(p, b)]['throughput_mean']:.3g}"] + [_money(fig[(p, b)]["cost"][n]) for n in prices]
                 for b in batches for p in paths if (p, b) in fig])
-        lines += ["### Every figure per workload", "",
-                  "Peak RSS: the process's peak resident memory while this workload was timed, measured after the "
-                  "models of the previously timed paths were freed (it includes MXNet's runtime, this path's "
-                  "prepared model and its buffers; MXNet's memory pool may keep memory a freed model used).", ""]
+        mem = memory_mib(doc)
+        if mem is not None:
+            probed = sorted({k[4] for k in mem if k[:3] == key})
+            if probed:
+                lines += ["### Memory: peak RSS (MiB) of a process that runs only this path", "",
+                          "Each figure is the peak resident memory (VmHWM) of a fresh process that loaded the "
+                          "weights, prepared this path alone (INT8: with its calibration on one 16 x 128 batch) and "
+                          "ran it at this batch size: what a serving process of this path needs.", ""]
+                lines += md_table(["path"] + [f"batch {b}" for b in probed], [
+                    [p] + [_mem_cell(mem.get(key + (p, b))) for b in probed] for p in paths])
+            for p in paths:
+                for b in batches:
+                    if (p, b) in fig:
+                        entry = mem.get(key + (p, b))
+                        fig[(p, b)]["peak_rss_mib"] = entry["mib"] if entry else None
+            rss_col = "own-process peak RSS MiB"
+            rss_text = ("Own-process peak RSS: the memory probe's figure above, where this batch size was probed "
+                        "(--memory-batch), else '-'.")
+        else:
+            rss_col = "peak RSS MiB"
+            rss_text = ("Peak RSS (a result of an earlier perfsuite): the timing process's peak resident memory "
+                        "while this workload was timed, every model it had prepared before included.")
+        lines += ["### Every figure per workload", ""]
         lines += md_table(
             ("path", "batch", "median ms", "IQR ms", "p90 ms", "p99 ms", "sent/s", "GFLOP/s", "% of GEMM peak",
-             "peak RSS MiB", "samples", "dropped", "noisy"),
+             rss_col, "samples", "dropped", "noisy"),
             [(p, b, fmt_ms(f["median_ms"]), fmt_ms(f["iqr_ms"]), fmt_ms(f["p90_ms"]), fmt_ms(f["p99_ms"]),
               f"{f['throughput']:.3g}", f"{f['gflops']:.3g}",
               "-" if f["peak_fraction"] is None else f"{100 * f['peak_fraction']:.0f}%",
@@ -288,8 +309,7 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
               f"{f['dropped']} (all!)" if f["dropped"] == f["n"] else f["dropped"], "yes" if f["noisy"] else "no")
              for p in paths for b in batches if (p, b) in fig for f in [fig[(p, b)]]])
         lines += ["Noisy: IQR above 10% of the median. Dropped: samples during which other processes took more "
-                  "than a quarter of a core (excluded from the statistics). Peak RSS is the process's peak "
-                  "resident memory while the workload was timed (all prepared models included).", ""]
+                  "than a quarter of a core (excluded from the statistics). " + rss_text, ""]
         tainted = [f"{p} batch {b}" for p in paths for b in batches
                    if (p, b) in fig and fig[(p, b)]["dropped"] == fig[(p, b)]["n"]]
         if tainted:
@@ -313,6 +333,12 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
                            [(s["id"], "skipped: " + s["reason"]) for s in skipped]
                            + [(e["id"], "ERROR: " + e["error"].replace("|", "/")[:300]) for e in errors])
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _mem_cell(entry: Optional[Dict[str, Any]]) -> str:
+    if entry is None:
+        return "-"
+    return f"{entry['mib']:.0f}" if entry["mib"] is not None else entry["note"][:80].replace("|", "/")
 
 
 def _int8_quality_lines(doc: Dict[str, Any]) -> List[str]:
@@ -373,6 +399,13 @@ def text_summary(doc: Dict[str, Any]) -> str:
             rows.append((m.workload["path"], str(m.workload["batch"]), fmt_ms(f["median_ms"]), fmt_ms(f["iqr_ms"]),
                          f"{f['throughput']:.3g}") + tuple(_money(f["cost"][n]) for n in shown))
         out += align_rows(rows) + [""]
+        mem = memory_mib(doc)
+        probed = sorted((k[3], k[4]) for k in (mem or {}) if k[:3] == key)
+        if probed:
+            out.append("peak RSS of a process running only that path: " + "; ".join(
+                f"{p} b{b} {_mem_cell(mem[key + (p, b)])}" + (" MiB" if mem[key + (p, b)]["mib"] else "")
+                for p, b in probed))
+            out.append("")
     if not prices:
         out += [cost_note(doc), ""]
     recs = doc.get("speedups") or []
@@ -410,3 +443,59 @@ def _plots():
     from perfsuite import plots
 
     return plots
+
+
+def readme_excerpt(doc: Dict[str, Any], command: str = "perfsuite run") -> str:
+    """The README's "measured here" paragraph and table, from one quick-profile result: how long the run took, the
+    machine and MXNet, hybridized and INT8 latency, the INT8 speed-up over oneDNN FP32 and memory per path at the
+    probed batch sizes. `python -m perfsuite.report --readme RESULTS` prints it (README figures regenerate)."""
+    env = doc.get("env") or {}
+    ms = measurements(doc)
+    fig = {(m.workload["path"], m.workload["batch"]): m for m in ms}
+    spd = {r["batch"]: r for r in doc.get("speedups") or []
+           if (r["optimized"], r["baseline"]) == ("int8", "onednn")}
+    batches = sorted({b for _, b in fig})
+    day = (doc.get("started_utc") or "")[:10]
+    head = (f"Measured here on {day} ({label(doc)}, {env.get('cpu_model', '?')}, {env.get('omp_threads', '?')} "
+            f"OpenMP threads; `{command}`, {doc.get('config', {}).get('profile', '?')} profile, took "
+            f"{_clock(doc.get('elapsed_s'))} from start to last line; perfsuite {doc.get('perfsuite_version', '?')}):")
+    rows = []
+    for b in batches:
+        h, i = fig.get(("hybridized", b)), fig.get(("int8", b))
+        rows.append([b, f"{fmt_ms(h.median_s * 1e3)} ({fmt_ms(h.iqr_s * 1e3)})" if h else "-",
+                     f"{h.throughput:.3g}" if h else "-", fmt_ms(i.median_s * 1e3) if i else "-",
+                     format_speedup(speedup_ratio(spd[b])) if b in spd else "-"])
+    lines = [head, ""] + md_table(["batch", "hybridized ms (IQR)", "sentences/s", "int8 ms",
+                                   "INT8 speed-up vs oneDNN FP32 (95% CI)"], rows)
+    mem = memory_mib(doc) or {}
+    if mem:
+        lines += ["Peak resident memory of a process that runs only one path (MiB): " + ", ".join(
+            f"{k[3]} at batch {k[4]} {v['mib']:.0f}" if v["mib"] else f"{k[3]} at batch {k[4]} {v['note'][:60]}"
+            for k, v in mem.items()) + ".", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _clock(seconds: Optional[float]) -> str:
+    return "?" if seconds is None else f"{clock(seconds)} (min:s)"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`python -m perfsuite.report --readme RESULTS`: print the README's measured paragraph from a saved run."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m perfsuite.report",
+                                     description="Print the README's 'measured here' paragraph and table from a "
+                                                 "saved 'perfsuite run' result (quick profile).")
+    parser.add_argument("--readme", required=True, metavar="RESULTS", help="a results folder or its results.json")
+    parser.add_argument("--command", default="perfsuite run", help="the command that produced it, as quoted")
+    args = parser.parse_args(argv)
+    try:
+        print(readme_excerpt(load(args.readme), args.command), end="")
+    except PerfsuiteInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

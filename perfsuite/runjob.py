@@ -1,13 +1,16 @@
 """`perfsuite run`, the main job: parity summary, then latency per workload and the speed-up table, into a
 results folder (results.json, report.md, PNG plots).
 
-Order of work: (1) parity: the op-level grid on CPU (quick) and the whole-model check of each selected path on
-the 'small' model; (2) the timer's own overhead and this machine's FP32 GEMM peak, then every workload of the
-selected grid through perfsuite.bench.measure (workloads whose path cannot run here are recorded with the
-reason); (3) per batch size, the paths of each optimization in perfsuite.workloads.SPEEDUPS timed in
-alternation (A B C A B C ...), so drift and interference hit optimized and baseline alike, and the speed-up is
-a paired ratio of medians; (4) report.md and plots. results.json is versioned, holds raw samples plus
-metadata, and is rewritten atomically after every workload: an interrupted run loses nothing already measured.
+Order of work: (1) the memory probes start (perfsuite.memory: one fresh process per path at the probed batch
+size, its peak RSS) and, alongside them, parity: the op-level grid on CPU (quick) and the whole-model check of
+each selected path on the 'small' model; (2) the timer's own overhead and this machine's FP32 GEMM peak; (3) one
+measurement pass: per (model, task, seq_len, batch), the paths of its optimizations (perfsuite.workloads.SPEEDUPS)
+timed in counterbalanced alternation (A B C, C B A, ...), until each has its clean samples and minimum time; each
+path's samples are its latency figures (median, IQR, p90, p99) and, paired by round, the speed-ups, so drift and
+interference hit optimized and baseline alike. A workload of no speed-up pair is timed alone; workloads whose
+path cannot run here are recorded with the reason; (4) report.md and plots. results.json is versioned, holds raw
+samples plus metadata, and is rewritten atomically after every step: an interrupted run loses nothing already
+measured.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
+
+import numpy as np
 
 from perfsuite import __version__
 from perfsuite import report as rp
@@ -60,11 +65,12 @@ class Timing:
             raise PerfsuiteInputError(f"rounds must be >= {min_units_paired(0.95)}")
 
 
-# quick: sized so the quick profile (BERT-base, seq 128, batch 1-32, 4 CPU paths: 24 workloads and 6 alternating
-# speed-up groups) finishes in under 10 minutes on a 2-core machine (about 8 when the machine is otherwise idle).
-# The first call of each timed callable binds the graph; two warm-up calls follow (without them the first samples
-# ran 3-7 % slow against a hand-written loop with 3 warm-ups over the same graph, issue 10); 5 clean samples are wanted, at most 7 are taken (contaminated ones are retried twice at most), and max_time_s
-# is high enough never to cut a workload below 5 samples (a BERT-base batch of 32 takes about 5 s here).
+# quick: the quick profile (BERT-base, seq 128, batch 1-32, 4 CPU paths: 24 workloads in 6 alternated groups) is
+# timed in one pass (planned_rounds): per group, each path's binding call, two warm-up calls (without them the
+# first samples ran 3-7 % slow against a hand-written loop with 3 warm-ups over the same graph, issue 10), then 6
+# counterbalanced rounds at least (the speed-ups' pairs), more in pairs of rounds until every path has 5 clean
+# samples and 1 s of samples, at most 8 once that holds; max_time_s per path is high enough never to cut a group
+# below its rounds (a BERT-base batch of 32 takes about 5 s here).
 PROFILE_TIMING: Dict[str, Timing] = {
     "smoke": Timing(warmup=0, min_repeat=5, max_repeat=10, min_time_s=0.0, max_time_s=10.0, rounds=6, gemm_n=256,
                     gemm_repeat=5),
@@ -89,6 +95,8 @@ class RunOptions:
     parity: bool = True
     min_time_s: Optional[float] = None
     max_repeat: Optional[int] = None
+    memory: bool = True  # the memory probes (perfsuite.memory): one fresh process per path and probed batch size
+    memory_batches: Optional[Sequence[int]] = None  # None: the smallest selected batch size
     argv: Optional[Sequence[str]] = None  # the options as given, recorded in results.json
     threads_note: str = ""
 
@@ -131,6 +139,12 @@ def plan(opts: RunOptions) -> Tuple[List[Workload], Timing]:
             raise PerfsuiteInputError(f"--max-repeat {opts.max_repeat!r}: must be an integer >= {MIN_SAMPLES} (every "
                                       f"workload keeps at least {MIN_SAMPLES} samples)")
         t = Timing(**{**asdict(t), "max_repeat": opts.max_repeat, "min_repeat": min(t.min_repeat, opts.max_repeat)})
+    if opts.memory_batches is not None:
+        chosen = sorted({w.batch for w in workloads})
+        bad = [b for b in opts.memory_batches if b not in chosen]
+        if bad or not opts.memory_batches:
+            raise PerfsuiteInputError(f"--memory-batch {','.join(map(str, opts.memory_batches)) or '(empty)'}: each "
+                                      f"must be a selected batch size ({', '.join(map(str, chosen))})")
     if opts.out is not None:
         from perfsuite.outputs import check_output_folder
 
@@ -325,7 +339,7 @@ def _new_doc(opts: RunOptions, workloads: List[Workload], timing: Timing, info: 
                    "parity": opts.parity, "threads_note": opts.threads_note},
         "env": info.to_dict(), "prices": prices, "timer_overhead": None, "gemm_n": timing.gemm_n,
         "gemm_peak_gflops": None, "gemm_peak_runs_gflops": [], "parity": None, "measurements": [], "skipped": [],
-        "errors": [], "speedups": [], "speedups_skipped": [],
+        "errors": [], "speedups": [], "speedups_skipped": [], "memory": [], "progress": [],
     }
 
 
@@ -343,84 +357,203 @@ def _machine_figures(doc: Dict[str, Any], timing: Timing, out: TextIO) -> None:
           f"{doc['gemm_peak_gflops']:.1f} GFLOP/s", file=out)
 
 
+def memory_workloads(opts: RunOptions, workloads: Sequence[Workload],
+                     reasons: Dict[Workload, Optional[str]]) -> List[Workload]:
+    """The workloads the memory probes run: every runnable path of each (model, task, seq_len) at the probed batch
+    sizes (--memory-batch; by default the smallest selected, the latency-bound serving case)."""
+    if not opts.memory:
+        return []
+    batches = set(opts.memory_batches or [min(w.batch for w in workloads)])
+    return [w for w in workloads if w.batch in batches and not reasons[w]]
+
+
+def _memory_line(results: List[Dict[str, Any]]) -> str:
+    parts = []
+    for r in results:
+        w = r["workload"]
+        fig = (f"{r['peak_rss_bytes'] / 2 ** 20:.0f} MiB" if r.get("peak_rss_bytes") else
+               "skipped" if r.get("skip") else f"error: {str(r.get('error'))[:60]}")
+        parts.append(f"{w['path']} b{w['batch']} {fig}")
+    return "memory, peak RSS of a process running only that path: " + "; ".join(parts)
+
+
+def planned_rounds(timing: Timing) -> Tuple[int, int]:
+    """(rounds at least, rounds at most once min_time_s is reached) of a group's alternation: every path gets as many
+    samples as a workload timed alone (min_repeat clean) and a speed-up needs (timing.rounds)."""
+    least = max(timing.rounds, timing.min_repeat)
+    return least, max(least, timing.max_repeat)
+
+
 def _progress_bar(doc: Dict[str, Any], workloads: List[Workload], reasons: Dict[Workload, Optional[str]],
                   groups: Dict[Any, List[Tuple[str, str, str]]], timing: Timing, err: TextIO) -> ProgressBar:
-    """A bar weighted by each step's expected seconds (FLOPs at a fraction of the measured GEMM peak)."""
+    """A bar with one step per alternated group and per workload timed alone, weighted by its planned calls (the
+    binding call, the warm-up and the planned rounds or samples) at a fraction of the measured GEMM peak. Preparing
+    a path (building, quantizing) is left out of the pace: it happens once, in the first group."""
     rate = max(doc["gemm_peak_gflops"] * 0.3, 1.0)  # a forward pass reaches a fraction of the GEMM peak
-    calls = 1 + timing.warmup + timing.min_repeat
-    weights = [0.0 if reasons[w] else _est_seconds(w.flops, calls, rate, timing.min_time_s) for w in workloads]
-    for key, pairs in groups.items():
-        gpaths = {p for pair in pairs for p in pair[:2]}
-        flops = sum(Workload(key[0], p, key[1], key[3], key[2]).flops for p in gpaths)
-        weights.append(_est_seconds(flops, timing.rounds + 1, rate, 0.0))
+    rounds, _ = planned_rounds(timing)
+    weights = []
+    for step in _steps(workloads, reasons, groups):
+        if isinstance(step, Workload):
+            weights.append(0.0 if reasons[step] else
+                           _est_seconds(step.flops, 1 + timing.warmup + timing.min_repeat, rate, timing.min_time_s))
+        else:
+            key, paths = step
+            weights.append(sum(_est_seconds(Workload(key[0], p, key[1], key[3], key[2]).flops,
+                                            1 + timing.warmup + rounds, rate, timing.min_time_s / rounds)
+                               for p in paths))
     return ProgressBar(weights, err)
 
 
-def _measure_workloads(doc: Dict[str, Any], workloads: List[Workload], reasons: Dict[Workload, Optional[str]],
-                       timing: Timing, bar: ProgressBar, save: Callable[[], None]) -> None:
-    """Every workload through perfsuite.bench.measure, in order; a path's models are freed before the next path's
-    are built (peak RSS is then each path's own); skips and MXNet errors are recorded, not raised."""
+def _steps(workloads: List[Workload], reasons: Dict[Workload, Optional[str]],
+           groups: Dict[Any, List[Tuple[str, str, str]]]) -> List[Any]:
+    """The measurement pass in order: a group (key, its paths) where its first workload comes, a workload alone
+    where it belongs to no group (or cannot run here)."""
+    steps: List[Any] = []
+    seen = set()
+    for w in workloads:
+        key = (w.model, w.task, w.seq_len, w.batch)
+        if key in groups and not reasons[w]:
+            if key not in seen:
+                seen.add(key)
+                steps.append((key, group_paths(groups[key])))
+        else:
+            steps.append(w)
+    return steps
+
+
+def group_paths(pairs: Sequence[Tuple[str, str, str]]) -> List[str]:
+    """The paths a group alternates: those of its speed-up pairs, in order of first mention."""
+    return list(dict.fromkeys(p for pair in pairs for p in pair[:2]))
+
+
+def _measure(doc: Dict[str, Any], workloads: List[Workload], reasons: Dict[Workload, Optional[str]],
+             groups: Dict[Any, List[Tuple[str, str, str]]], timing: Timing, bar: ProgressBar,
+             save: Callable[[], None]) -> None:
+    """The one measurement pass: each group's paths alternated (their latency samples are also the speed-ups'
+    pairs), each other workload timed alone; skips and MXNet errors are recorded, not raised. Prepared paths stay
+    cached while their model and task do (the alternation needs them all); memory per path comes from the probes."""
     import gc
 
     from perfsuite import bench
 
     last_graph = None
-    for w in workloads:
-        graph = (w.model, w.path, w.task)
-        if graph != last_graph:
+    for step in _steps(workloads, reasons, groups):
+        model, task = (step.model, step.task) if isinstance(step, Workload) else (step[0][0], step[0][1])
+        if (model, task) != last_graph:
             bench.runner_for.cache_clear()
             gc.collect()
-            last_graph = graph
-        if reasons[w]:
-            doc["skipped"].append({"id": w.id, "workload": _wdict(w), "reason": reasons[w]})
-            save()
-            bar.step(f"skip {w.id}: {reasons[w][:60]}")
-            continue
-        bar.show(f"timing {w.id}")
-        try:
-            m = bench.measure(w, warmup=timing.warmup, min_repeat=timing.min_repeat, max_repeat=timing.max_repeat,
-                              min_time_s=timing.min_time_s, max_time_s=timing.max_time_s)
-        except Exception as exc:  # an MXNet error on one path is a finding about this build, not a crash
-            doc["errors"].append({"id": w.id, "workload": _wdict(w), "error": one_line(exc)})
-            save()
-            bar.step(f"ERROR {w.id}: {one_line(exc)[:60]}")
-            continue
-        doc["measurements"].append(m.to_dict())
+            last_graph = (model, task)
+        if isinstance(step, Workload):
+            _measure_alone(doc, step, reasons[step], timing, bar, save)
+        else:
+            _measure_group(doc, step[0], groups[step[0]], timing, bar, save)
+        doc["progress"].append({"step": len(doc["progress"]) + 1, "elapsed_s": round(time.perf_counter() - bar.start, 1),
+                                "eta_s": None if bar.eta_s() is None else round(bar.eta_s(), 1)})
         save()
-        bar.step(f"{w.id}: {m.median_s * 1e3:.1f} ms median, {len(m.samples_s)} samples, {m.dropped} dropped")
 
 
-def _measure_speedups(doc: Dict[str, Any], groups: Dict[Any, List[Tuple[str, str, str]]], timing: Timing,
-                      bar: ProgressBar, save: Callable[[], None]) -> None:
-    """Per (model, task, seq_len, batch): the paths of its optimizations timed in counterbalanced alternation."""
+def _measure_alone(doc: Dict[str, Any], w: Workload, reason: Optional[str], timing: Timing, bar: ProgressBar,
+                   save: Callable[[], None]) -> None:
+    from perfsuite import bench
+
+    if reason:
+        doc["skipped"].append({"id": w.id, "workload": _wdict(w), "reason": reason})
+        bar.step(f"skip {w.id}: {reason[:60]}")
+        return
+    bar.show(f"timing {w.id}")
+    try:
+        with bar.unpaced():
+            bench.runner_for(w.model, w.path, w.task)
+        m = bench.measure(w, warmup=timing.warmup, min_repeat=timing.min_repeat, max_repeat=timing.max_repeat,
+                          min_time_s=timing.min_time_s, max_time_s=timing.max_time_s)
+    except Exception as exc:  # an MXNet error on one path is a finding about this build, not a crash
+        doc["errors"].append({"id": w.id, "workload": _wdict(w), "error": one_line(exc)})
+        bar.step(f"ERROR {w.id}: {one_line(exc)[:60]}")
+        return
+    doc["measurements"].append(m.to_dict())
+    bar.step(f"{w.id}: {m.median_s * 1e3:.1f} ms median, {len(m.samples_s)} samples, {m.dropped} dropped")
+
+
+class _PathFailed(Exception):
+    def __init__(self, path: str, exc: BaseException) -> None:
+        super().__init__(path)
+        self.path, self.exc = path, exc
+
+
+def _measure_group(doc: Dict[str, Any], key: Tuple[str, str, int, int], pairs: List[Tuple[str, str, str]],
+                   timing: Timing, bar: ProgressBar, save: Callable[[], None]) -> None:
+    """One (model, task, seq_len, batch): its paths timed in counterbalanced alternation (planned_rounds). Each
+    path's samples are its latency measurement and, paired by round, the speed-ups between them. A path that
+    raises is recorded as an error and the others are timed again without it."""
     from perfsuite import bench
     from perfsuite import timing as tm
 
-    for key, pairs in groups.items():
-        model, task, seq, batch = key
-        gpaths = list(dict.fromkeys(p for pair in pairs for p in pair[:2]))
-        gid = f"{model}/{task}/b{batch}/L{seq}"
-        bar.show(f"alternating {', '.join(gpaths)} at {gid}")
+    model, task, seq, batch = key
+    gid = f"{model}/{task}/b{batch}/L{seq}"
+    fns: Dict[str, Callable[[], Any]] = {}
+    runners: Dict[str, Any] = {}
+    failed: Dict[str, str] = {}
+
+    def fail(path: str, exc: BaseException) -> None:
+        w = Workload(model, path, task, batch, seq)
+        failed[path] = one_line(exc)
+        doc["errors"].append({"id": w.id, "workload": _wdict(w), "error": failed[path]})
+
+    for p in group_paths(pairs):
+        bar.show(f"preparing {p} at {gid}")
         try:
-            fns = {p: bench.timed(Workload(model, p, task, batch, seq))[0] for p in gpaths}
-            samples = tm.time_alternating(fns, rounds=timing.rounds, warmup=timing.warmup)
+            with bar.unpaced():  # preparing a path happens once per run: not the pace of the timing
+                bench.runner_for(model, p, task)
+            fns[p], runners[p] = bench.timed(Workload(model, p, task, batch, seq))
         except Exception as exc:
-            doc["errors"].append({"id": f"speed-up {gid}", "workload": {"model": model, "task": task,
-                                  "batch": batch, "seq_len": seq, "paths": gpaths}, "error": one_line(exc)})
-            save()
-            bar.step(f"ERROR speed-ups at {gid}: {one_line(exc)[:60]}")
-            continue
-        for opt, base, lab in pairs:
-            doc["speedups"].append({
+            fail(p, exc)
+
+    def tagged(p: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+        def call() -> Any:
+            try:
+                return fn()
+            except Exception as exc:
+                raise _PathFailed(p, exc) from exc
+        return call
+
+    least, most = planned_rounds(timing)
+    samples: Dict[str, List[Any]] = {}
+    while len(fns) >= 1:
+        try:
+            samples = tm.time_alternating(
+                {p: tagged(p, f) for p, f in fns.items()}, rounds=least, warmup=timing.warmup,
+                min_clean=timing.min_repeat, min_time_s=timing.min_time_s, max_rounds=most,
+                max_time_s=timing.max_time_s * len(fns),
+                on_round=lambda k: bar.show(f"alternating {', '.join(fns)} at {gid}: round {k} of {least}+"))
+            break
+        except _PathFailed as f:
+            fail(f.path, f.exc)
+            del fns[f.path]
+    alternated = list(fns)
+    for p in alternated:
+        m = bench.measurement(Workload(model, p, task, batch, seq), samples[p], timing.warmup, runners[p],
+                              alternated_with=alternated, group=gid)
+        doc["measurements"].append(m.to_dict())
+    done: List[Dict[str, Any]] = []
+    for opt, base, lab in pairs:
+        if opt in fns and base in fns:
+            done.append({
                 "model": model, "task": task, "seq_len": seq, "batch": batch, "optimized": opt, "baseline": base,
-                "label": lab, "rounds": timing.rounds, "alternated": gpaths,
+                "label": lab, "rounds": len(samples[opt]), "alternated": alternated,
+                "from_latency_samples": True,
                 "optimized_samples_s": [s.wall_s for s in samples[opt]],
                 "baseline_samples_s": [s.wall_s for s in samples[base]],
                 "optimized_contaminated": [s.contaminated for s in samples[opt]],
                 "baseline_contaminated": [s.contaminated for s in samples[base]]})
-        save()
-        bar.step("speed-ups at " + gid + ": " + "; ".join(
-            f"{r['label']} {rp.format_speedup(rp.speedup_ratio(r))}" for r in doc["speedups"][-len(pairs):])[:90])
+            doc["speedups"].append(done[-1])
+        else:
+            bad = [p for p in (opt, base) if p in failed]
+            doc["speedups_skipped"].append({"optimized": opt, "baseline": base, "label": lab, "batch": batch,
+                                            "reason": f"{bad[0]} raised at {gid}: {failed[bad[0]][:200]}"})
+    med = "; ".join(f"{p} {1e3 * float(np.median([s.wall_s for s in samples[p]])):.0f} ms" for p in alternated)
+    spd = "; ".join(f"{r['label'].split(' vs ')[0]} {rp.format_speedup(rp.speedup_ratio(r))}" for r in done)
+    bar.step(f"{gid} ({len(samples[alternated[0]]) if alternated else 0} rounds): {med}"
+             + (f" | {spd}" if spd else "") + (f" | ERROR {', '.join(failed)}" if failed else ""))
 
 
 def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> RunOutcome:
@@ -449,19 +582,33 @@ def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO
           f"profile {opts.profile}: {len(workloads)} workloads; results in {out_dir}/", file=err)
     save()
     previous_term = _terminate_as_interrupt()
+    reasons = {w: bench.skip_reason_workload(w) for w in workloads}
+    probes = None
     try:
+        mem = memory_workloads(opts, workloads, reasons)
+        if mem:  # fresh processes, overlapping the parity checks; all done before anything is timed
+            from perfsuite.memory import MemoryProbes
+
+            print(f"memory probes: {len(mem)} fresh processes (one per path at batch "
+                  f"{', '.join(str(b) for b in sorted({w.batch for w in mem}))}), alongside the parity checks",
+                  file=err)
+            probes = MemoryProbes(mem).start()
         if opts.parity:
             print("parity checks ...", file=err)
             doc["parity"] = _parity(doc["config"]["paths"], out, int8_task=opts.profile != "smoke")
             save()
+        if probes is not None:
+            t0 = time.perf_counter()
+            doc["memory"] = probes.results()
+            probes = None
+            print(_memory_line(doc["memory"]) + f" (waited {time.perf_counter() - t0:.0f} s for the probes)", file=out)
+            save()
         _machine_figures(doc, timing, out)
         save()
-        reasons = {w: bench.skip_reason_workload(w) for w in workloads}
         groups, doc["speedups_skipped"] = speedup_groups(workloads, lambda w: reasons.get(w)
                                                          or bench.skip_reason_workload(w))
         bar = _progress_bar(doc, workloads, reasons, groups, timing, err)
-        _measure_workloads(doc, workloads, reasons, timing, bar, save)
-        _measure_speedups(doc, groups, timing, bar, save)
+        _measure(doc, workloads, reasons, groups, timing, bar, save)
         # measured again at the end: another process holding a core during all of the first attempt lowers it
         doc["gemm_peak_runs_gflops"].append(bench.gemm_peak_gflops(timing.gemm_n, repeat=timing.gemm_repeat))
         doc["gemm_peak_gflops"] = max(doc["gemm_peak_runs_gflops"])
@@ -469,6 +616,8 @@ def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO
         doc["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         save()
     except BaseException as exc:
+        if probes is not None:
+            probes.cancel()
         doc["status"] = "interrupted"
         doc["error"] = (str(exc) if isinstance(exc, Terminated) else "interrupted by the user (Ctrl-C)"
                         if isinstance(exc, KeyboardInterrupt) else one_line(exc))

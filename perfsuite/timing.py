@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from perfsuite.errors import PerfsuiteInputError
 
 __all__ = ["Sample", "Measurement", "time_callable", "time_alternating", "alternation_orders", "time_block",
            "timer_overhead", "mxnet_sync",
-           "peak_rss_reset", "peak_rss_bytes", "INTERFERENCE_CORE_FRACTION", "MEASUREMENT_FORMAT_VERSION"]
+           "peak_rss_reset", "peak_rss_bytes", "rss_bytes", "INTERFERENCE_CORE_FRACTION", "MEASUREMENT_FORMAT_VERSION"]
 
 MEASUREMENT_FORMAT_VERSION = 1
 INTERFERENCE_CORE_FRACTION = 0.25  # others using > 1/4 core during a sample contaminate it
@@ -168,34 +168,67 @@ def time_callable(fn: Callable[[], Any], warmup: int = 2, min_repeat: int = 5, m
     return samples, warmup
 
 
+def _order_stream(names: Sequence[str], seed: int) -> Iterator[List[str]]:
+    rng = np.random.default_rng(seed)
+    while True:
+        order = [names[i] for i in rng.permutation(len(names))]
+        yield order
+        yield order[::-1]
+
+
 def alternation_orders(names: Sequence[str], rounds: int, seed: int = 0) -> List[List[str]]:
     """The order of each round of an alternation, counterbalanced: rounds come in pairs, a seeded shuffle and
     its reverse, so for any two callables exactly half of each pair of rounds runs one first (Pinpoint's half AB,
     half BA), and an odd last round is a fresh shuffle."""
-    rng = np.random.default_rng(seed)
-    orders: List[List[str]] = []
-    while len(orders) < rounds:
-        order = [names[i] for i in rng.permutation(len(names))]
-        orders.append(order)
-        if len(orders) < rounds:
-            orders.append(order[::-1])
-    return orders
+    stream = _order_stream(list(names), seed)
+    return [next(stream) for _ in range(rounds)]
 
 
 def time_alternating(fns: Dict[str, Callable[[], Any]], rounds: int = 6, warmup: int = 1,
-                     sync: Callable[[], None] = mxnet_sync, seed: int = 0) -> Dict[str, List[Sample]]:
+                     sync: Callable[[], None] = mxnet_sync, seed: int = 0, min_clean: int = 0,
+                     min_time_s: float = 0.0, max_rounds: Optional[int] = None, max_time_s: float = float("inf"),
+                     on_round: Optional[Callable[[int], None]] = None) -> Dict[str, List[Sample]]:
     """Time several callables in alternation, one sample each per round in a counterbalanced order
-    (`alternation_orders`), so drift and interference hit them alike and no callable always runs first."""
+    (`alternation_orders`), so drift and interference hit them alike and no callable always runs first.
+
+    `rounds` rounds at least; then, in whole pairs of rounds (the order stays counterbalanced), until every
+    callable has `min_clean` clean samples and `min_time_s` of sampled time (time_callable's rule per callable, so
+    a short callable still gets enough samples), capped by `max_rounds` once min_time_s is reached and by
+    `max_time_s` of sampling in all whatever else holds. `on_round(k)` is called after round k (1-based).
+    """
     if rounds < 1:
         raise PerfsuiteInputError(f"rounds must be >= 1; got {rounds}")
+    if max_rounds is not None and max_rounds < rounds:
+        raise PerfsuiteInputError(f"max_rounds ({max_rounds}) must be >= rounds ({rounds})")
     for fn in fns.values():
         for _ in range(warmup):
             fn()
             sync()
     out: Dict[str, List[Sample]] = {k: [] for k in fns}
-    for order in alternation_orders(list(fns), rounds, seed):
-        for name in order:
+    names = list(fns)
+    start = time.perf_counter()
+
+    def satisfied() -> bool:
+        return all(sum(not s.contaminated for s in out[n]) >= min_clean and sum(s.wall_s for s in out[n]) >= min_time_s
+                   for n in names)
+
+    def timed_enough() -> bool:
+        return all(sum(s.wall_s for s in out[n]) >= min_time_s for n in names)
+
+    stream = _order_stream(names, seed)  # alternation_orders' rounds, and on past them
+    k = 0
+    while True:
+        for name in next(stream):
             out[name].append(_one(fns[name], sync))
+        k += 1
+        if on_round is not None:
+            on_round(k)
+        if k < rounds or (k > rounds and k % 2):
+            continue  # the minimum, then up to whole pairs
+        if satisfied() or time.perf_counter() - start >= max_time_s:
+            break
+        if max_rounds is not None and k >= max_rounds and timed_enough():
+            break
     return out
 
 
@@ -226,16 +259,25 @@ def peak_rss_reset() -> bool:
         return False
 
 
-def peak_rss_bytes() -> Optional[int]:
-    """Peak resident set size since the last reset (VmHWM), in bytes; None where unavailable."""
+def _status_kib(field: str) -> Optional[int]:
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         return None
     return None
+
+
+def peak_rss_bytes() -> Optional[int]:
+    """Peak resident set size since the last reset (VmHWM), in bytes; None where unavailable."""
+    return _status_kib("VmHWM")
+
+
+def rss_bytes() -> Optional[int]:
+    """Resident set size now (VmRSS), in bytes; None where unavailable."""
+    return _status_kib("VmRSS")
 
 
 @dataclass

@@ -8,7 +8,7 @@ Requests (``cmd``): ``hello`` (environment, installed distributions), ``parity``
 cases, outcomes per case), ``prepare`` (build a target once: an op benchmark or a model workload, warm it up,
 measure one call), ``time`` (one block of calls of a prepared target: time per call and interference marks;
 ``inject`` slows it by a known fraction, for testing the gate only), ``release`` (drop a prepared target),
-``quit``.
+``memory`` (peak and current resident memory, after more calls of a prepared target), ``quit``.
 Replies carry ``ok``; a failed request replies ``{"ok": false, "error": ..., "kind": "input" | "error"}`` and the
 worker stays alive. `WorkerProcess` is the driver's side: it starts ``python -m perfsuite.worker`` in an
 environment and sends requests with a timeout, so a crash or a hang becomes an exception naming the worker.
@@ -236,6 +236,24 @@ def _trace(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     return {"points": trace_case(req["case"])}
 
 
+def _memory(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
+    """This process's peak and current resident memory (VmHWM, VmRSS), after `calls` more calls of a prepared
+    target: what a process that loaded and ran only that target needed (perfsuite run's memory per path)."""
+    from perfsuite.env import mxnet_flags
+    from perfsuite.timing import peak_rss_bytes, rss_bytes
+
+    tid = req.get("target")
+    if tid is not None:
+        if tid not in state.prepared:
+            raise PerfsuiteInputError(f"target {tid!r} was not prepared in this worker")
+        fns, flags = state.prepared[tid]
+        with mxnet_flags(**flags):
+            for _ in range(int(req.get("calls", 0))):
+                fns[0]()
+                _sync()
+    return {"peak_rss_bytes": peak_rss_bytes(), "rss_bytes": rss_bytes()}
+
+
 def _release(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     """Drop a prepared target: its callable, the cached runner (graph, weights, exported files) and garbage, so the
     next target is timed in a process that holds only what it needs."""
@@ -252,7 +270,7 @@ def _release(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 
 _HANDLERS: Dict[str, Callable[[_State, Dict[str, Any]], Dict[str, Any]]] = {
     "hello": _hello, "parity": _parity, "prepare": _prepare, "time": _time, "profile": _profile, "trace": _trace,
-    "release": _release,
+    "release": _release, "memory": _memory,
     "quit": lambda state, req: {},
 }
 

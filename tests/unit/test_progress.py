@@ -42,3 +42,17 @@ def test_a_terminal_gets_one_redrawn_line_and_the_bar_ends_it(monkeypatch):
     bar.step("a")
     bar.step("b")
     assert len(log.getvalue().splitlines()) == 2 and "not in a log" not in log.getvalue()
+
+
+def test_one_off_preparation_does_not_set_the_pace_of_the_eta(monkeypatch):
+    """perfsuite run prepares every path during its first group: counted in the pace, that 60 s would make the ETA
+    after the first step 7x too long; unpaced() leaves it out (issue 19: the ETA must not jump by more than 2x)."""
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    bar = progress.ProgressBar([10.0, 20.0, 40.0], io.StringIO())
+    with bar.unpaced():
+        now[0] += 60.0  # preparing the paths
+    now[0] += 10.0  # timing the first group, at the planned pace
+    bar.step("group 1")
+    assert bar.eta_s() == 60.0  # the 60 s the other two groups are planned to take
+    assert "elapsed 1:10" in bar.line()

@@ -13,7 +13,7 @@ from perfsuite import bench, cli, report, runjob
 from perfsuite.results import read_result
 from perfsuite.workloads import SPEEDUPS, select
 
-SMOKE = ["run", "--profile", "smoke", "--min-time", "0.001", "--max-repeat", "5"]
+SMOKE = ["run", "--profile", "smoke", "--min-time", "0.001", "--max-repeat", "5", "--no-memory"]
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,12 @@ def test_run_writes_versioned_json_report_and_plots(smoke_run):
     assert str(folder / "results.json") in out and str(folder / "report.md") in out
     assert re.search(r"\[#+\.*\] \d+/\d+ +\d+% elapsed \d+:\d\d ETA \d+:\d\d", err)
     assert "your price" in out and "speed-ups" in out and "timer overhead" in out
+    # memory per path: a fresh process per runnable path at the smallest batch size
+    probed = {(r["workload"]["path"], r["workload"]["batch"]): r for r in doc["memory"]}
+    assert set(probed) == {(w.path, 1) for w in runnable if w.batch == 1}
+    for r in probed.values():
+        assert r["peak_rss_bytes"] > 100 * 2 ** 20 and r["rss_bytes"] <= r["peak_rss_bytes"], r
+    assert "peak RSS of a process running only that path" in out
 
 
 def test_report_has_every_figure(smoke_run):
@@ -124,20 +130,99 @@ def _failing_measure(monkeypatch, fail_on, exc):
     return calls
 
 
-def test_interruption_after_the_second_workload_keeps_both(monkeypatch, tmp_path, capsys):
+def _interrupting_timed(monkeypatch, path, batch, exc, after_calls=0):
+    """bench.timed, with the callable of (path, batch) raising `exc` after `after_calls` calls (the binding call in
+    timed() included)."""
+    real = bench.timed
+
+    def timed(w):
+        fn, runner = real(w)
+        if (w.path, w.batch) != (path, batch):
+            return fn, runner
+        left = [after_calls - 1]  # timed() made the binding call already
+
+        def failing():
+            if left[0] <= 0:
+                raise exc
+            left[0] -= 1
+            return fn()
+        return failing, runner
+
+    monkeypatch.setattr(bench, "timed", timed)
+
+
+def test_interruption_in_the_second_group_keeps_the_first(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the CLI would set it for the rest of the session otherwise
-    calls = _failing_measure(monkeypatch, 3, KeyboardInterrupt())
+    _interrupting_timed(monkeypatch, "naive_attention", 4, KeyboardInterrupt(), after_calls=3)
     out_dir = tmp_path / "r"
     code = cli.main(SMOKE + ["--no-parity", "--path", "hybridized,naive_attention", "--out", str(out_dir)])
     assert code == 130
     doc = read_result(out_dir / "results.json", report.RESULTS_FORMAT, report.RESULTS_FORMAT_VERSION)
     assert doc["status"] == "interrupted" and "Ctrl-C" in doc["error"]
-    assert [m["workload"]["path"] + str(m["workload"]["batch"]) for m in doc["measurements"]] == \
-        ["hybridized1", "hybridized4"]  # the order of --path
-    assert len(calls) == 3 and doc["speedups"] == []
+    assert sorted(m["workload"]["path"] + str(m["workload"]["batch"]) for m in doc["measurements"]) == \
+        ["hybridized1", "naive_attention1"]  # batch 1's group, alternated
+    assert [s["batch"] for s in doc["speedups"]] == [1]
     assert "what was measured is in" in capsys.readouterr().err
     assert "Status: interrupted" in (out_dir / "report.md").read_text()
     report.load(out_dir)  # and `perfsuite report` can read it
+
+
+def test_a_path_that_raises_in_a_group_is_recorded_and_the_others_are_timed(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    _interrupting_timed(monkeypatch, "naive_attention", 4, RuntimeError("MXNetError: simulated\nlast line"),
+                        after_calls=4)
+    out_dir = tmp_path / "r"
+    code = cli.main(SMOKE + ["--no-parity", "--path", "hybridized,naive_attention", "--out", str(out_dir)])
+    assert code == cli.EXIT_FAILED
+    doc = json.loads((out_dir / "results.json").read_text())
+    assert doc["status"] == "complete"
+    assert sorted(m["workload"]["path"] + str(m["workload"]["batch"]) for m in doc["measurements"]) == \
+        ["hybridized1", "hybridized4", "naive_attention1"]
+    assert [e["id"] for e in doc["errors"]] == ["small/naive_attention/classification/b4/L32"]
+    assert "RuntimeError: last line" in doc["errors"][0]["error"]
+    assert [s["batch"] for s in doc["speedups"]] == [1]
+    assert any(s.get("batch") == 4 and "naive_attention raised" in s["reason"] for s in doc["speedups_skipped"])
+    capsys.readouterr()
+
+
+def test_latency_and_speed_ups_come_from_one_set_of_samples(monkeypatch, tmp_path, capsys):
+    """Issue 19: one measurement pass. Every call of every workload's callable is counted: the binding call, the
+    warm-up and its samples, nothing else (no second timing for the speed-ups), and each speed-up's samples are
+    the latency samples of its two paths."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    real = bench.timed
+    calls = {}
+
+    def timed(w):
+        calls[w.id] = 0
+        fn, runner = real(w)  # its binding call is counted below
+
+        def counted():
+            calls[w.id] += 1
+            return fn()
+        calls[w.id] += 1
+        return counted, runner
+
+    monkeypatch.setattr(bench, "timed", timed)
+    out_dir = tmp_path / "r"
+    assert cli.main(SMOKE + ["--no-parity", "--path", "naive_attention,hybridized,onednn", "--out",
+                             str(out_dir)]) == 0
+    doc = json.loads((out_dir / "results.json").read_text())
+    ms = {"small/{path}/{task}/b{batch}/L{seq_len}".format(**m["workload"]): m for m in doc["measurements"]}
+    assert set(ms) == set(calls) and len(ms) == 6
+    for wid, m in ms.items():
+        assert calls[wid] == 1 + m["warmup"] + len(m["samples_s"]), wid
+        assert len(m["samples_s"]) >= runjob.planned_rounds(runjob.PROFILE_TIMING["smoke"])[0]
+        assert m["meta"]["alternated_with"] == ["naive_attention", "hybridized", "onednn"] or \
+            sorted(m["meta"]["alternated_with"]) == ["hybridized", "naive_attention", "onednn"]
+    assert len(doc["speedups"]) == 4
+    for s in doc["speedups"]:
+        for side in ("optimized", "baseline"):
+            m = ms[f"small/{s[side]}/{s['task']}/b{s['batch']}/L{s['seq_len']}"]
+            assert s[f"{side}_samples_s"] == m["samples_s"] and s[f"{side}_contaminated"] == m["contaminated"]
+    # progress: one step per group (batch 1 and 4), each with the ETA shown then
+    assert [p["step"] for p in doc["progress"]] == [1, 2] and doc["progress"][0]["eta_s"] is not None
+    capsys.readouterr()
 
 
 def test_an_error_in_one_workload_is_recorded_and_the_run_goes_on(monkeypatch, tmp_path, capsys):

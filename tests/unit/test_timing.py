@@ -488,3 +488,41 @@ def test_a_block_reports_wall_cpu_and_others_per_call(monkeypatch):
     work = _fake_clocks(monkeypatch, others_per_call=[0.6], own_per_call=0.3, wall=0.001)
     s = time_block(work, calls=3, sync=lambda: None)
     assert s.cpu_s == pytest.approx(0.3) and s.others_cpu_s == pytest.approx(0.6) and s.contaminated
+
+
+def test_time_alternating_goes_on_in_whole_pairs_until_each_callable_has_its_minimum(monkeypatch):
+    """perfsuite run's one pass: `rounds` at least, then pairs of rounds until every callable has min_clean clean
+    samples and min_time_s of sampled time (a short callable gets more samples), max_rounds capping once min_time_s
+    is reached; the first rounds are alternation_orders' and the order stays counterbalanced."""
+    clock = [0.0]
+    order = []
+    cost = {"short": 0.01, "long": 0.3}
+
+    def make(n):
+        def fn():
+            order.append(n)
+            clock[0] += cost[n]
+        return fn
+
+    import types
+
+    import perfsuite.timing as tm
+    monkeypatch.setattr(tm, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(tm, "_system_busy_s", lambda: None)  # no interference marks on a fake clock
+    if True:
+        out = time_alternating({n: make(n) for n in cost}, rounds=3, warmup=0, sync=lambda: None, min_clean=2,
+                               min_time_s=0.095)
+        # short needs 10 samples for 0.1 s: rounds go on to 10 (an even count: whole pairs)
+        assert len(out["short"]) == len(out["long"]) == 10
+        assert [order[2 * k:2 * k + 2] for k in range(3)] == alternation_orders(["short", "long"], 3)
+        firsts = [order[2 * k] for k in range(10)]
+        assert firsts.count("short") == firsts.count("long")
+        order.clear()
+        out = time_alternating({n: make(n) for n in cost}, rounds=3, warmup=0, sync=lambda: None, min_clean=2,
+                               min_time_s=0.095, max_rounds=6)
+        assert len(out["short"]) == 10  # max_rounds caps only once min_time_s is reached
+        out = time_alternating({n: make(n) for n in cost}, rounds=3, warmup=0, sync=lambda: None, min_clean=2,
+                               min_time_s=0.0)
+        assert len(out["short"]) == 3  # the minimum was enough
+        with pytest.raises(PerfsuiteInputError, match="max_rounds"):
+            time_alternating({n: make(n) for n in cost}, rounds=3, max_rounds=2, sync=lambda: None)
