@@ -79,11 +79,20 @@ class ProgressBar:
         if self.out.tty:
             self.out.emit(self.line(text))
 
-    def step(self, text: str = "") -> None:
-        """Mark the next step done."""
+    def step(self, text: str = "", weight: Optional[float] = None,
+             replan: Optional[Sequence[float]] = None) -> None:
+        """Mark the next step done. `weight` replaces its planned weight by what it turned out to weigh; `replan`
+        gives new weights to the steps left (a better plan, e.g. from the times measured so far)."""
         if self.done < len(self.weights):
+            if weight is not None:
+                self.weights[self.done] = max(float(weight), 1e-6)
             self.done_weight += self.weights[self.done]
             self.done += 1
+        if replan is not None:
+            if len(replan) != len(self.weights) - self.done:
+                raise ValueError(f"replan needs {len(self.weights) - self.done} weights; got {len(replan)}")
+            self.weights[self.done:] = [max(float(w), 1e-6) for w in replan]
+        self.total = sum(self.weights)
         self.out.emit(self.line(text), final=self.done == len(self.weights) or not self.out.tty)
 
 

@@ -313,10 +313,6 @@ def _print_rows(rows: List[Tuple[str, ...]], stream: TextIO) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the job
-def _est_seconds(flops: float, calls: int, rate_gflops: float, floor: float) -> float:
-    return max(floor, calls * flops / (rate_gflops * 1e9))
-
-
 def _wdict(w: Workload) -> Dict[str, Any]:
     return {"model": w.model, "path": w.path, "task": w.task, "batch": w.batch, "seq_len": w.seq_len}
 
@@ -384,24 +380,43 @@ def planned_rounds(timing: Timing) -> Tuple[int, int]:
     return least, max(least, timing.max_repeat)
 
 
-def _progress_bar(doc: Dict[str, Any], workloads: List[Workload], reasons: Dict[Workload, Optional[str]],
-                  groups: Dict[Any, List[Tuple[str, str, str]]], timing: Timing, err: TextIO) -> ProgressBar:
-    """A bar with one step per alternated group and per workload timed alone, weighted by its planned calls (the
-    binding call, the warm-up and the planned rounds or samples) at a fraction of the measured GEMM peak. Preparing
-    a path (building, quantizing) is left out of the pace: it happens once, in the first group."""
-    rate = max(doc["gemm_peak_gflops"] * 0.3, 1.0)  # a forward pass reaches a fraction of the GEMM peak
-    rounds, _ = planned_rounds(timing)
-    weights = []
-    for step in _steps(workloads, reasons, groups):
+class _Plan:
+    """What each step of the measurement pass should take: its planned calls (binding, warm-up, the planned rounds or
+    samples) times the per-call time of each path. Before a path is timed its call time is guessed from FLOPs at a
+    fraction of the measured GEMM peak; from its first group on it comes from the medians measured: one batch size
+    scaled by (batch + 1) (a call has a fixed part: batch 1 runs far below the GEMM rate), two or more fitted by a
+    line in the batch size. The ETA is the sum over the steps left, so it follows the planned rounds."""
+
+    def __init__(self, timing: Timing, gemm_peak_gflops: float) -> None:
+        self.timing = timing
+        self.rate = max(gemm_peak_gflops * 0.3, 1.0)  # a forward pass reaches a fraction of the GEMM peak
+        self.seen: Dict[Tuple[str, str, int, str], Dict[int, float]] = {}
+
+    def record(self, w: Workload, median_s: float) -> None:
+        self.seen.setdefault((w.model, w.task, w.seq_len, w.path), {})[w.batch] = median_s
+
+    def call_s(self, w: Workload) -> float:
+        pts = self.seen.get((w.model, w.task, w.seq_len, w.path), {})
+        if not pts:
+            return w.flops / (self.rate * 1e9)
+        bs = sorted(pts)
+        if len(bs) >= 2:
+            slope, icpt = np.polyfit(bs, [pts[b] for b in bs], 1)
+            if slope > 0:
+                return max(float(icpt + slope * w.batch), 0.5 * min(pts.values()))
+        near = min(bs, key=lambda b: abs(b - w.batch))
+        return pts[near] * (w.batch + 1) / (near + 1)
+
+    def seconds(self, step: Any, reasons: Dict[Workload, Optional[str]]) -> float:
+        t = self.timing
         if isinstance(step, Workload):
-            weights.append(0.0 if reasons[step] else
-                           _est_seconds(step.flops, 1 + timing.warmup + timing.min_repeat, rate, timing.min_time_s))
-        else:
-            key, paths = step
-            weights.append(sum(_est_seconds(Workload(key[0], p, key[1], key[3], key[2]).flops,
-                                            1 + timing.warmup + rounds, rate, timing.min_time_s / rounds)
-                               for p in paths))
-    return ProgressBar(weights, err)
+            if reasons[step]:
+                return 0.0
+            calls = 1 + t.warmup + t.min_repeat
+            return max(t.min_time_s, calls * self.call_s(step))
+        (model, task, seq, batch), paths = step
+        calls = 1 + t.warmup + planned_rounds(t)[0]
+        return sum(calls * self.call_s(Workload(model, p, task, batch, seq)) for p in paths)
 
 
 def _steps(workloads: List[Workload], reasons: Dict[Workload, Optional[str]],
@@ -427,39 +442,50 @@ def group_paths(pairs: Sequence[Tuple[str, str, str]]) -> List[str]:
 
 
 def _measure(doc: Dict[str, Any], workloads: List[Workload], reasons: Dict[Workload, Optional[str]],
-             groups: Dict[Any, List[Tuple[str, str, str]]], timing: Timing, bar: ProgressBar,
+             groups: Dict[Any, List[Tuple[str, str, str]]], timing: Timing, err: TextIO,
              save: Callable[[], None]) -> None:
     """The one measurement pass: each group's paths alternated (their latency samples are also the speed-ups'
     pairs), each other workload timed alone; skips and MXNet errors are recorded, not raised. Prepared paths stay
-    cached while their model and task do (the alternation needs them all); memory per path comes from the probes."""
+    cached while their model and task do (the alternation needs them all); memory per path comes from the probes.
+    A progress bar shows each step as it completes, its ETA from the planned rounds (_Plan)."""
     import gc
 
     from perfsuite import bench
 
+    steps = _steps(workloads, reasons, groups)
+    plan = _Plan(timing, doc["gemm_peak_gflops"])
+    bar = ProgressBar([plan.seconds(s, reasons) for s in steps], err)
     last_graph = None
-    for step in _steps(workloads, reasons, groups):
+    for i, step in enumerate(steps):
         model, task = (step.model, step.task) if isinstance(step, Workload) else (step[0][0], step[0][1])
         if (model, task) != last_graph:
             bench.runner_for.cache_clear()
             gc.collect()
             last_graph = (model, task)
+        t0, unpaced0, n0 = time.perf_counter(), bar.unpaced_s, len(doc["measurements"])
         if isinstance(step, Workload):
-            _measure_alone(doc, step, reasons[step], timing, bar, save)
+            text = _measure_alone(doc, step, reasons[step], timing, bar)
         else:
-            _measure_group(doc, step[0], groups[step[0]], timing, bar, save)
-        doc["progress"].append({"step": len(doc["progress"]) + 1, "elapsed_s": round(time.perf_counter() - bar.start, 1),
+            text = _measure_group(doc, step[0], groups[step[0]], timing, bar)
+        for m in doc["measurements"][n0:]:
+            clean = [x for x, c in zip(m["samples_s"], m["contaminated"]) if not c] or m["samples_s"]
+            plan.record(Workload(m["workload"]["model"], m["workload"]["path"], m["workload"]["task"],
+                                 m["workload"]["batch"], m["workload"]["seq_len"]), float(np.median(clean)))
+        bar.step(text, weight=time.perf_counter() - t0 - (bar.unpaced_s - unpaced0),
+                 replan=[plan.seconds(s, reasons) for s in steps[i + 1:]])
+        doc["progress"].append({"step": i + 1, "elapsed_s": round(time.perf_counter() - bar.start, 1),
                                 "eta_s": None if bar.eta_s() is None else round(bar.eta_s(), 1)})
         save()
 
 
-def _measure_alone(doc: Dict[str, Any], w: Workload, reason: Optional[str], timing: Timing, bar: ProgressBar,
-                   save: Callable[[], None]) -> None:
+def _measure_alone(doc: Dict[str, Any], w: Workload, reason: Optional[str], timing: Timing,
+                   bar: ProgressBar) -> str:
+    """A workload of no speed-up pair, timed alone (bench.measure); the progress text of the step."""
     from perfsuite import bench
 
     if reason:
         doc["skipped"].append({"id": w.id, "workload": _wdict(w), "reason": reason})
-        bar.step(f"skip {w.id}: {reason[:60]}")
-        return
+        return f"skip {w.id}: {reason[:60]}"
     bar.show(f"timing {w.id}")
     try:
         with bar.unpaced():
@@ -468,10 +494,9 @@ def _measure_alone(doc: Dict[str, Any], w: Workload, reason: Optional[str], timi
                           min_time_s=timing.min_time_s, max_time_s=timing.max_time_s)
     except Exception as exc:  # an MXNet error on one path is a finding about this build, not a crash
         doc["errors"].append({"id": w.id, "workload": _wdict(w), "error": one_line(exc)})
-        bar.step(f"ERROR {w.id}: {one_line(exc)[:60]}")
-        return
+        return f"ERROR {w.id}: {one_line(exc)[:60]}"
     doc["measurements"].append(m.to_dict())
-    bar.step(f"{w.id}: {m.median_s * 1e3:.1f} ms median, {len(m.samples_s)} samples, {m.dropped} dropped")
+    return f"{w.id}: {m.median_s * 1e3:.1f} ms median, {len(m.samples_s)} samples, {m.dropped} dropped"
 
 
 class _PathFailed(Exception):
@@ -481,10 +506,10 @@ class _PathFailed(Exception):
 
 
 def _measure_group(doc: Dict[str, Any], key: Tuple[str, str, int, int], pairs: List[Tuple[str, str, str]],
-                   timing: Timing, bar: ProgressBar, save: Callable[[], None]) -> None:
+                   timing: Timing, bar: ProgressBar) -> str:
     """One (model, task, seq_len, batch): its paths timed in counterbalanced alternation (planned_rounds). Each
     path's samples are its latency measurement and, paired by round, the speed-ups between them. A path that
-    raises is recorded as an error and the others are timed again without it."""
+    raises is recorded as an error and the others are timed again without it. Returns the step's progress text."""
     from perfsuite import bench
     from perfsuite import timing as tm
 
@@ -552,8 +577,8 @@ def _measure_group(doc: Dict[str, Any], key: Tuple[str, str, int, int], pairs: L
                                             "reason": f"{bad[0]} raised at {gid}: {failed[bad[0]][:200]}"})
     med = "; ".join(f"{p} {1e3 * float(np.median([s.wall_s for s in samples[p]])):.0f} ms" for p in alternated)
     spd = "; ".join(f"{r['label'].split(' vs ')[0]} {rp.format_speedup(rp.speedup_ratio(r))}" for r in done)
-    bar.step(f"{gid} ({len(samples[alternated[0]]) if alternated else 0} rounds): {med}"
-             + (f" | {spd}" if spd else "") + (f" | ERROR {', '.join(failed)}" if failed else ""))
+    return (f"{gid} ({len(samples[alternated[0]]) if alternated else 0} rounds): {med}"
+            + (f" | {spd}" if spd else "") + (f" | ERROR {', '.join(failed)}" if failed else ""))
 
 
 def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> RunOutcome:
@@ -607,8 +632,7 @@ def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO
         save()
         groups, doc["speedups_skipped"] = speedup_groups(workloads, lambda w: reasons.get(w)
                                                          or bench.skip_reason_workload(w))
-        bar = _progress_bar(doc, workloads, reasons, groups, timing, err)
-        _measure(doc, workloads, reasons, groups, timing, bar, save)
+        _measure(doc, workloads, reasons, groups, timing, err, save)
         # measured again at the end: another process holding a core during all of the first attempt lowers it
         doc["gemm_peak_runs_gflops"].append(bench.gemm_peak_gflops(timing.gemm_n, repeat=timing.gemm_repeat))
         doc["gemm_peak_gflops"] = max(doc["gemm_peak_runs_gflops"])

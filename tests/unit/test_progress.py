@@ -56,3 +56,20 @@ def test_one_off_preparation_does_not_set_the_pace_of_the_eta(monkeypatch):
     bar.step("group 1")
     assert bar.eta_s() == 60.0  # the 60 s the other two groups are planned to take
     assert "elapsed 1:10" in bar.line()
+
+
+def test_a_step_weighs_what_it_took_and_the_rest_is_replanned(monkeypatch):
+    """perfsuite run's ETA: a done step weighs its seconds, the steps left the seconds its plan now expects, so the
+    ETA is the plan for the rest (here 30 s) whatever the first guess was."""
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    bar = progress.ProgressBar([1.0, 1.0, 1.0], io.StringIO())
+    now[0] += 12.0
+    bar.step("first", weight=12.0, replan=[10.0, 20.0])
+    assert bar.eta_s() == 30.0 and bar.total == 42.0
+    try:
+        bar.step("second", replan=[1.0, 2.0])
+    except ValueError as exc:
+        assert "replan needs 1 weights; got 2" in str(exc)
+    else:
+        raise AssertionError("a replan of the wrong length was accepted")
