@@ -245,3 +245,36 @@ def test_all_contaminated_and_over_peak_are_flagged():
     text = report.render_markdown(doc)
     assert re.search(r"\|\s*7\s*\|\s*7 \(all!\)\s*\|", text) and "Every sample of naive_attention batch 1 was contaminated" in text
     assert "Above 100% of the measured GEMM peak (hybridized, naive_attention)" in text
+
+
+def test_memory_per_path_is_the_probes_and_older_results_keep_their_label():
+    """Issue 19: the report's memory is each path's own process (the probes), in its own table and in the
+    per-workload column where that batch was probed; a result without probes keeps the old, labelled figure."""
+    doc = _doc()
+    doc["memory"] = [
+        {"workload": {"model": "small", "path": "hybridized", "task": "classification", "batch": 1, "seq_len": 32},
+         "peak_rss_bytes": 512 * 2 ** 20, "rss_bytes": 500 * 2 ** 20, "seconds": 3.0},
+        {"workload": {"model": "small", "path": "naive_attention", "task": "classification", "batch": 1,
+                      "seq_len": 32}, "peak_rss_bytes": None, "rss_bytes": None, "error": "WorkerError: crashed"}]
+    text = report.render_markdown(doc)
+    assert "### Memory: peak RSS (MiB) of a process that runs only this path" in text
+    assert re.search(r"\|\s*hybridized\s*\|\s*512\s*\|", text)
+    assert re.search(r"\|\s*naive_attention\s*\|\s*error: WorkerError: crashed\s*\|", text)
+    assert "own-process peak RSS MiB" in text
+    row = [ln for ln in text.splitlines() if re.match(r"\|\s*hybridized\s*\|\s*4\s*\|", ln)][0]
+    assert "300" not in row.split("|")[10]  # batch 4 was not probed: no figure, not the timing process's
+    assert "hybridized b1 512 MiB" in report.text_summary(doc)
+    old = report.render_markdown(_doc())
+    assert "own-process" not in old and "a result of an earlier perfsuite" in old
+
+
+def test_readme_excerpt_comes_from_a_saved_result(tmp_path, capsys):
+    doc = _doc()
+    for r in doc["speedups"]:
+        r.update(optimized="int8", baseline="onednn")
+    folder = _save(tmp_path, "r", doc)
+    assert report.main(["--readme", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Measured here on 2024-01-01 (mxnet 1.9.1")
+    assert "took 5:00 (min:s)" in out and re.search(r"\|\s*batch\s*\|\s*hybridized ms \(IQR\)", out)
+    assert report.main(["--readme", str(tmp_path / "nothing")]) == 2
