@@ -27,7 +27,7 @@ __all__ = ["main", "standalone_median"]
 def standalone_median(target: str) -> Dict[str, Any]:
     """This process: prepare `target` as `perfsuite run` does and time it with the quick profile's timer."""
     from perfsuite import bench
-    from perfsuite.runjob import PROFILE_TIMING
+    from perfsuite.measure_pass import PROFILE_TIMING
     from perfsuite.timing import mxnet_sync, time_block, time_callable
     from perfsuite.workloads import Target
 

@@ -25,6 +25,7 @@ from perfsuite.figures import (PRICES, USER_PRICE, GroupKey, cost_per_million, g
 from perfsuite.results import read_result, write_text_atomic
 from perfsuite.tables import clock
 from perfsuite.stats import Comparison, compare_paired, min_units_paired
+from perfsuite.timing import Measurement
 
 __all__ = ["RESULTS_FORMAT", "RESULTS_FORMAT_VERSION", "PRICES", "USER_PRICE", "cost_per_million", "load",
            "label", "measurements", "workload_figures", "speedup_ratio", "format_speedup", "render",
@@ -207,9 +208,6 @@ def _parity_lines(parity: Optional[Dict[str, Any]]) -> List[str]:
 def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
     """The report of one run: environment, timer overhead, parity, per-sequence-length tables, speed-ups."""
     env = doc["env"]
-    prices = doc_prices(doc)
-    peak = doc.get("gemm_peak_gflops")
-    ms = measurements(doc)
     cfg = doc.get("config") or {}
     lines = [f"# perfsuite run: {label(doc)}, profile {cfg.get('profile', '?')}", ""]
     status = doc.get("status", "?")
@@ -224,18 +222,51 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
     if note:
         lines += [f"> **Note:** {note}", ""]
 
+    lines += _setup_lines(doc)
+    prices, peak = doc_prices(doc), doc.get("gemm_peak_gflops")
+    for key, gms in by_group(measurements(doc)).items():
+        lines += _group_lines(doc, key, gms, plots, peak, prices)
+    lines += ["## Speed-up of each optimization", ""]
+    lines += _speedup_lines(doc)
+
+    skipped = doc.get("skipped") or []
+    errors = doc.get("errors") or []
+    if skipped or errors:
+        lines += ["## Not measured", ""]
+        lines += md_table(("workload", "why"),
+                           [(s["id"], "skipped: " + s["reason"]) for s in skipped]
+                           + [(e["id"], "ERROR: " + e["error"].replace("|", "/")[:300]) for e in errors])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+
+
+def _setup_lines(doc: Dict[str, Any]) -> List[str]:
+    """Environment, timing settings, timer overhead and GEMM peak, parity."""
+    env = doc["env"]
+    cfg = doc.get("config") or {}
+    peak = doc.get("gemm_peak_gflops")
+    lines: List[str] = []
     lines += ["## Environment", ""]
     lines += md_table(("", ""), _env_rows(env))
     if cfg.get("threads_note"):
         lines += [cfg["threads_note"], ""]
     timing = cfg.get("timing") or {}
     if timing:
-        lines += [f"Timing: {timing.get('warmup')} warm-up call(s) after the first (binding) call, at least "
-                  f"{timing.get('min_repeat')} clean samples and {timing.get('min_time_s')} s per workload, at most "
-                  f"{timing.get('max_repeat')} samples or {timing.get('max_time_s')} s; speed-ups from "
-                  f"{timing.get('rounds')} alternating rounds. Every sample ends with `mx.nd.waitall()`; a sample "
-                  "during which other processes used more than a quarter of a core is marked contaminated and "
-                  "dropped from the statistics.", ""]
+        if "progress" in doc:  # one measurement pass (perfsuite.measure_pass)
+            how = (f"Timing, in one pass: per batch size the paths of each optimization alternate in counterbalanced "
+                   f"rounds, each after its first (binding) call and {timing.get('warmup')} warm-up call(s): at "
+                   f"least {max(timing.get('rounds', 0), timing.get('min_repeat', 0))} rounds, more in pairs until "
+                   f"every path has {timing.get('min_repeat')} clean samples and {timing.get('min_time_s')} s of "
+                   "samples; the same samples give each path's latency and, paired by round, the speed-ups. A "
+                   "workload of no speed-up pair is timed alone")
+        else:
+            how = (f"Timing: {timing.get('warmup')} warm-up call(s) after the first (binding) call, at least "
+                   f"{timing.get('min_repeat')} clean samples and {timing.get('min_time_s')} s per workload, at most "
+                   f"{timing.get('max_repeat')} samples or {timing.get('max_time_s')} s; speed-ups from "
+                   f"{timing.get('rounds')} alternating rounds")
+        lines += [how + ". Every sample ends with `mx.nd.waitall()`; a sample during which other processes used "
+                  "more than a quarter of a core is marked contaminated and dropped from the statistics.", ""]
 
     lines += ["## Timer overhead and GEMM peak", ""]
     ov = doc.get("timer_overhead")
@@ -255,84 +286,79 @@ def render_markdown(doc: Dict[str, Any], plots: Sequence[str] = ()) -> str:
 
     lines += ["## Parity", ""] + _parity_lines(doc.get("parity"))
 
-    groups = by_group(ms)
-    for key, gms in groups.items():
-        paths = ordered_paths(gms)
-        batches = sorted({m.workload["batch"] for m in gms})
-        fig = {(m.workload["path"], m.workload["batch"]): workload_figures(m, peak, prices) for m in gms}
-        lines += [f"## {group_title(key)}", ""]
-        for p in plots:
-            if slug(key) in p:
-                lines += [f"![{p}]({p})", ""]
-        lines += ["### Latency (ms): median (IQR)", ""]
-        lines += md_table(["batch"] + paths, [
-            [b] + [f"{fmt_ms(fig[(p, b)]['median_ms'])} ({fmt_ms(fig[(p, b)]['iqr_ms'])})" if (p, b) in fig else "-"
-                   for p in paths] for b in batches])
-        lines += ["### Throughput (sentences/s)", ""]
-        lines += md_table(["batch"] + paths, [
-            [b] + [f"{fig[(p, b)]['throughput']:.3g}" if (p, b) in fig else "-" for p in paths] for b in batches])
-        lines += ["### Cost per 1M requests", "", cost_note(doc), ""]
-        if prices:
-            lines += md_table(["batch", "path", "long-run sent/s"] + [price_label(n, v) for n, v in prices.items()], [
-                [b, p, f"{fig[(p, b)]['throughput_mean']:.3g}"] + [_money(fig[(p, b)]["cost"][n]) for n in prices]
-                for b in batches for p in paths if (p, b) in fig])
-        mem = memory_mib(doc)
-        if mem is not None:
-            probed = sorted({k[4] for k in mem if k[:3] == key})
-            if probed:
-                lines += ["### Memory: peak RSS (MiB) of a process that runs only this path", "",
-                          "Each figure is the peak resident memory (VmHWM) of a fresh process that loaded the "
-                          "weights, prepared this path alone (INT8: with its calibration on one 16 x 128 batch) and "
-                          "ran it at this batch size: what a serving process of this path needs.", ""]
-                lines += md_table(["path"] + [f"batch {b}" for b in probed], [
-                    [p] + [_mem_cell(mem.get(key + (p, b))) for b in probed] for p in paths])
-            for p in paths:
-                for b in batches:
-                    if (p, b) in fig:
-                        entry = mem.get(key + (p, b))
-                        fig[(p, b)]["peak_rss_mib"] = entry["mib"] if entry else None
-            rss_col = "own-process peak RSS MiB"
-            rss_text = ("Own-process peak RSS: the memory probe's figure above, where this batch size was probed "
-                        "(--memory-batch), else '-'.")
-        else:
-            rss_col = "peak RSS MiB"
-            rss_text = ("Peak RSS (a result of an earlier perfsuite): the timing process's peak resident memory "
-                        "while this workload was timed, every model it had prepared before included.")
-        lines += ["### Every figure per workload", ""]
-        lines += md_table(
-            ("path", "batch", "median ms", "IQR ms", "p90 ms", "p99 ms", "sent/s", "GFLOP/s", "% of GEMM peak",
-             rss_col, "samples", "dropped", "noisy"),
-            [(p, b, fmt_ms(f["median_ms"]), fmt_ms(f["iqr_ms"]), fmt_ms(f["p90_ms"]), fmt_ms(f["p99_ms"]),
-              f"{f['throughput']:.3g}", f"{f['gflops']:.3g}",
-              "-" if f["peak_fraction"] is None else f"{100 * f['peak_fraction']:.0f}%",
-              "-" if f["peak_rss_mib"] is None else f"{f['peak_rss_mib']:.0f}", f["n"],
-              f"{f['dropped']} (all!)" if f["dropped"] == f["n"] else f["dropped"], "yes" if f["noisy"] else "no")
-             for p in paths for b in batches if (p, b) in fig for f in [fig[(p, b)]]])
-        lines += ["Noisy: IQR above 10% of the median. Dropped: samples during which other processes took more "
-                  "than a quarter of a core (excluded from the statistics). " + rss_text, ""]
-        tainted = [f"{p} batch {b}" for p in paths for b in batches
-                   if (p, b) in fig and fig[(p, b)]["dropped"] == fig[(p, b)]["n"]]
-        if tainted:
-            lines += [f"**Every sample of {', '.join(tainted)} was contaminated** by other processes: their figures "
-                      "include that interference (the statistics fall back to all samples). Re-run on a quieter "
-                      "machine before trusting them.", ""]
-        over = sorted({p for (p, b), f in fig.items() if (f["peak_fraction"] or 0) > 1})
-        if over:
-            lines += [f"Above 100% of the measured GEMM peak ({', '.join(over)}): int8 runs 8-bit integer kernels, "
-                      "counted here in FP32-equivalent operations; and on a shared machine the peak is "
-                      "underestimated when another process held a core during all of its calls.", ""]
+    return lines
 
-    lines += ["## Speed-up of each optimization", ""]
-    lines += _speedup_lines(doc)
 
-    skipped = doc.get("skipped") or []
-    errors = doc.get("errors") or []
-    if skipped or errors:
-        lines += ["## Not measured", ""]
-        lines += md_table(("workload", "why"),
-                           [(s["id"], "skipped: " + s["reason"]) for s in skipped]
-                           + [(e["id"], "ERROR: " + e["error"].replace("|", "/")[:300]) for e in errors])
-    return "\n".join(lines).rstrip() + "\n"
+def _group_lines(doc: Dict[str, Any], key: GroupKey, gms: List[Measurement], plots: Sequence[str],
+                 peak: Optional[float], prices: Dict[str, float]) -> List[str]:
+    """One model, task and sequence length: plots, latency, throughput, cost, memory, every figure per workload."""
+    lines: List[str] = []
+    paths = ordered_paths(gms)
+    batches = sorted({m.workload["batch"] for m in gms})
+    fig = {(m.workload["path"], m.workload["batch"]): workload_figures(m, peak, prices) for m in gms}
+    lines += [f"## {group_title(key)}", ""]
+    for p in plots:
+        if slug(key) in p:
+            lines += [f"![{p}]({p})", ""]
+    lines += ["### Latency (ms): median (IQR)", ""]
+    lines += md_table(["batch"] + paths, [
+        [b] + [f"{fmt_ms(fig[(p, b)]['median_ms'])} ({fmt_ms(fig[(p, b)]['iqr_ms'])})" if (p, b) in fig else "-"
+               for p in paths] for b in batches])
+    lines += ["### Throughput (sentences/s)", ""]
+    lines += md_table(["batch"] + paths, [
+        [b] + [f"{fig[(p, b)]['throughput']:.3g}" if (p, b) in fig else "-" for p in paths] for b in batches])
+    lines += ["### Cost per 1M requests", "", cost_note(doc), ""]
+    if prices:
+        lines += md_table(["batch", "path", "long-run sent/s"] + [price_label(n, v) for n, v in prices.items()], [
+            [b, p, f"{fig[(p, b)]['throughput_mean']:.3g}"] + [_money(fig[(p, b)]["cost"][n]) for n in prices]
+            for b in batches for p in paths if (p, b) in fig])
+    mem = memory_mib(doc)
+    if mem is not None:
+        probed = sorted({k[4] for k in mem if k[:3] == key})
+        if probed:
+            lines += ["### Memory: peak RSS (MiB) of a process that runs only this path", "",
+                      "Each figure is the peak resident memory (VmHWM) of a fresh process that loaded the "
+                      "weights, prepared this path alone (INT8: with its calibration on one 16 x 128 batch) and "
+                      "ran it at this batch size: what a serving process of this path needs.", ""]
+            lines += md_table(["path"] + [f"batch {b}" for b in probed], [
+                [p] + [_mem_cell(mem.get(key + (p, b))) for b in probed] for p in paths])
+        for p in paths:
+            for b in batches:
+                if (p, b) in fig:
+                    entry = mem.get(key + (p, b))
+                    fig[(p, b)]["peak_rss_mib"] = entry["mib"] if entry else None
+        rss_col = "own-process peak RSS MiB"
+        rss_text = ("Own-process peak RSS: the memory probe's figure above, where this batch size was probed "
+                    "(--memory-batch), else '-'.")
+    else:
+        rss_col = "peak RSS MiB"
+        rss_text = ("Peak RSS (a result of an earlier perfsuite): the timing process's peak resident memory "
+                    "while this workload was timed, every model it had prepared before included.")
+    lines += ["### Every figure per workload", ""]
+    lines += md_table(
+        ("path", "batch", "median ms", "IQR ms", "p90 ms", "p99 ms", "sent/s", "GFLOP/s", "% of GEMM peak",
+         rss_col, "samples", "dropped", "noisy"),
+        [(p, b, fmt_ms(f["median_ms"]), fmt_ms(f["iqr_ms"]), fmt_ms(f["p90_ms"]), fmt_ms(f["p99_ms"]),
+          f"{f['throughput']:.3g}", f"{f['gflops']:.3g}",
+          "-" if f["peak_fraction"] is None else f"{100 * f['peak_fraction']:.0f}%",
+          "-" if f["peak_rss_mib"] is None else f"{f['peak_rss_mib']:.0f}", f["n"],
+          f"{f['dropped']} (all!)" if f["dropped"] == f["n"] else f["dropped"], "yes" if f["noisy"] else "no")
+         for p in paths for b in batches if (p, b) in fig for f in [fig[(p, b)]]])
+    lines += ["Noisy: IQR above 10% of the median. Dropped: samples during which other processes took more "
+              "than a quarter of a core (excluded from the statistics). " + rss_text, ""]
+    tainted = [f"{p} batch {b}" for p in paths for b in batches
+               if (p, b) in fig and fig[(p, b)]["dropped"] == fig[(p, b)]["n"]]
+    if tainted:
+        lines += [f"**Every sample of {', '.join(tainted)} was contaminated** by other processes: their figures "
+                  "include that interference (the statistics fall back to all samples). Re-run on a quieter "
+                  "machine before trusting them.", ""]
+    over = sorted({p for (p, b), f in fig.items() if (f["peak_fraction"] or 0) > 1})
+    if over:
+        lines += [f"Above 100% of the measured GEMM peak ({', '.join(over)}): int8 runs 8-bit integer kernels, "
+                  "counted here in FP32-equivalent operations; and on a shared machine the peak is "
+                  "underestimated when another process held a core during all of its calls.", ""]
+
+    return lines
 
 
 def _mem_cell(entry: Optional[Dict[str, Any]]) -> str:

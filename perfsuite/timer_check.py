@@ -37,7 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from gluonnlp.model import BERTClassifier, get_model
 
     from perfsuite import bench
-    from perfsuite.runjob import PROFILE_TIMING
+    from perfsuite.measure_pass import PROFILE_TIMING
     from perfsuite.stats import compare_paired
     from perfsuite.timing import mxnet_sync, time_callable
     from perfsuite.workloads import Workload

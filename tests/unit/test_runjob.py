@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from perfsuite import bench, cli, report, runjob
+from perfsuite import bench, cli, measure_pass, report, runjob
 from perfsuite.results import read_result
 from perfsuite.workloads import SPEEDUPS, select
 
@@ -212,7 +212,7 @@ def test_latency_and_speed_ups_come_from_one_set_of_samples(monkeypatch, tmp_pat
     assert set(ms) == set(calls) and len(ms) == 6
     for wid, m in ms.items():
         assert calls[wid] == 1 + m["warmup"] + len(m["samples_s"]), wid
-        assert len(m["samples_s"]) >= runjob.planned_rounds(runjob.PROFILE_TIMING["smoke"])[0]
+        assert len(m["samples_s"]) >= measure_pass.planned_rounds(measure_pass.PROFILE_TIMING["smoke"])[0]
         assert m["meta"]["alternated_with"] == ["naive_attention", "hybridized", "onednn"] or \
             sorted(m["meta"]["alternated_with"]) == ["hybridized", "naive_attention", "onednn"]
     assert len(doc["speedups"]) == 4
@@ -268,7 +268,7 @@ def test_out_folder_with_results_is_refused(tmp_path, capsys):
 
 def test_speedup_groups_pair_selected_runnable_paths():
     wls = select("smoke", paths=["hybridized", "naive_attention", "gpu_fp16"])
-    groups, skipped = runjob.speedup_groups(wls, lambda w: "no GPU" if w.path.startswith("gpu") else None)
+    groups, skipped = measure_pass.speedup_groups(wls, lambda w: "no GPU" if w.path.startswith("gpu") else None)
     assert set(groups) == {("small", "classification", 32, 1), ("small", "classification", 32, 4)}
     assert all(g == [("hybridized", "naive_attention", "interleaved vs naive attention")] for g in groups.values())
     why = {(s["optimized"], s["baseline"]): s["reason"] for s in skipped}
