@@ -343,19 +343,7 @@ def compare_versions(results_dir: PathLike, baseline: str = "1.9.1", machine: Op
     for name in names:
         info = meta.get(name, {})
         unit = str(info.get("unit") or _default_unit(name))
-        per_version: Dict[str, Dict[Tuple[str, ...], Any]] = {}
-        all_combos: List[Tuple[str, ...]] = []
-        for label, f in by_label.items():
-            row = f.results.get(name)
-            if row is None:
-                continue
-            combos = _combos(row.get("params") or [])
-            values = row.get("result")
-            values = values if isinstance(values, list) else [values] * len(combos)
-            per_version[label] = dict(zip(combos, values))
-            for c in combos:
-                if c not in all_combos:
-                    all_combos.append(c)
+        per_version, all_combos = _per_version(by_label, name)
         param_names = list(info.get("param_names") or [])
         for combo in all_combos:
             names_ = param_names if len(param_names) == len(combo) else [f"p{i}" for i in range(len(combo))]
@@ -365,15 +353,7 @@ def compare_versions(results_dir: PathLike, baseline: str = "1.9.1", machine: Op
                 if label not in per_version or combo not in per_version[label]:
                     values_out[label], status[label] = None, "missing"
                     continue
-                x = per_version[label][combo]
-                if _is_value(x) and (float(x) < 0 or float(x) != float(x)) and unit in ("seconds", "bytes"):
-                    values_out[label], status[label] = None, f"invalid ({x!r})"  # a time or size cannot be < 0
-                elif _is_value(x):
-                    values_out[label], status[label] = float(x), "ok"
-                elif isinstance(x, float) and math.isnan(x):
-                    values_out[label], status[label] = None, "skipped"
-                else:
-                    values_out[label], status[label] = None, "failed"
+                values_out[label], status[label] = _value_status(per_version[label][combo], unit)
             if not include_empty and all(st in ("skipped", "missing") for st in status.values()):
                 hidden += 1
                 continue
@@ -386,6 +366,36 @@ def compare_versions(results_dir: PathLike, baseline: str = "1.9.1", machine: Op
     return VersionTable(machine=first.machine, machine_info=machine_info, commit=picked, baseline=base,
                         versions=versions, env_names={v: by_label[v].env_name for v in versions}, rows=rows,
                         hidden=hidden)
+
+
+def _per_version(by_label: Dict[str, "ResultFile"], name: str
+                 ) -> Tuple[Dict[str, Dict[Tuple[str, ...], Any]], List[Tuple[str, ...]]]:
+    """One benchmark's values per version, by parameter combination, and every combination in first-seen order."""
+    per_version: Dict[str, Dict[Tuple[str, ...], Any]] = {}
+    all_combos: List[Tuple[str, ...]] = []
+    for label, f in by_label.items():
+        row = f.results.get(name)
+        if row is None:
+            continue
+        combos = _combos(row.get("params") or [])
+        values = row.get("result")
+        values = values if isinstance(values, list) else [values] * len(combos)
+        per_version[label] = dict(zip(combos, values))
+        for c in combos:
+            if c not in all_combos:
+                all_combos.append(c)
+    return per_version, all_combos
+
+
+def _value_status(x: Any, unit: str) -> Tuple[Optional[float], str]:
+    """An asv result value as (number or None, "ok" | "skipped" | "failed" | "invalid (...)")."""
+    if _is_value(x) and (float(x) < 0 or float(x) != float(x)) and unit in ("seconds", "bytes"):
+        return None, f"invalid ({x!r})"  # a time or size cannot be < 0
+    if _is_value(x):
+        return float(x), "ok"
+    if isinstance(x, float) and math.isnan(x):
+        return None, "skipped"
+    return None, "failed"
 
 
 def _default_unit(name: str) -> str:

@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 from perfsuite.errors import PerfsuiteInputError
 
@@ -449,11 +449,60 @@ def _add_infer_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_cmd_infer)
 
 
+def _infer_sentences(args: argparse.Namespace) -> Tuple[list, list]:
+    """`perfsuite infer --input`: the non-blank lines with their line numbers, and the sentences (qa: question and
+    context pairs); a clear error naming the file and line otherwise."""
+    try:
+        with open(args.input, encoding="utf-8") as fh:  # text mode: \r\n and \r arrive as \n
+            lines = [ln.strip() for ln in fh.read().split("\n")]  # not splitlines(): it also splits at \x0b, \u2028
+    except OSError as exc:
+        raise PerfsuiteInputError(f"--input {args.input!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise PerfsuiteInputError(f"--input {args.input!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                  "allowed: a UTF-8 text file, one sentence per line") from None
+    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln]  # (line number in the file, sentence)
+    sentences: list = [ln for _, ln in numbered]
+    if not sentences:
+        raise PerfsuiteInputError(f"--input {args.input!r} has no sentence (empty or blank lines only)")
+    if args.task == "qa":  # question TAB context, as BERT reads SQuAD: two segments
+        pairs = []
+        for lineno, ln in numbered:
+            parts = [x.strip() for x in ln.split("\t")]
+            if len(parts) != 2 or not all(parts):
+                raise PerfsuiteInputError(f"--input {args.input!r} line {lineno}: --task qa needs 'question<TAB>context' "
+                                          f"on every line; got {len(parts) - 1} tab(s)")
+            pairs.append((parts[0], parts[1]))
+        sentences = pairs
+    return numbered, sentences
+
+
+def _infer_encode(args: argparse.Namespace, cfg: Any, numbered: list, sentences: list) -> Tuple[Any, Any, Any]:
+    """Token ids, segment types and valid lengths of the sentences; a sentence too long names its line."""
+    from perfsuite.models import Tokenizer, load_minilm
+
+    vocab = load_minilm()[2]
+    tokenizer = Tokenizer(vocab)
+    try:
+        ids, types, valid = tokenizer.encode(sentences, seq_len=args.seq_len, truncate=args.truncate)
+    except PerfsuiteInputError:
+        # the tokenizer names the index among non-blank sentences and its API argument; name the file's line instead
+        for (lineno, _), sentence in zip(numbered, sentences):
+            pieces = sentence if isinstance(sentence, tuple) else (sentence,)
+            n = sum(len(tokenizer.tokenize(x)) for x in pieces) + len(pieces) + 1
+            if n > args.seq_len:
+                raise PerfsuiteInputError(
+                    f"--input {args.input!r} line {lineno} has {n} tokens with [CLS] and [SEP], more than "
+                    f"--seq-len {args.seq_len}; allowed: at most {args.seq_len} (pass --truncate to cut it, or a "
+                    f"larger --seq-len up to {cfg.max_length})") from None
+        raise
+    return ids, types, valid
+
+
 def _cmd_infer(args: argparse.Namespace) -> int:
     import numpy as np
 
     from perfsuite.model_parity import model_weights, with_embedding
-    from perfsuite.models import Tokenizer, load_minilm, load_weights_file
+    from perfsuite.models import load_weights_file
     from perfsuite.paths.model import MODEL_PATHS, prepare
     from perfsuite.validate import check_batch_size, check_choice
     from perfsuite.weights import CONFIGS
@@ -476,42 +525,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         if not os.path.isfile(args.custom_pass_lib):
             raise PerfsuiteInputError(f"--custom-pass-lib {args.custom_pass_lib!r} does not exist")
     check_output_file(args.output, "--output", ".npy", force=args.force)
-    try:
-        with open(args.input, encoding="utf-8") as fh:  # text mode: \r\n and \r arrive as \n
-            lines = [ln.strip() for ln in fh.read().split("\n")]  # not splitlines(): it also splits at \x0b, \u2028
-    except OSError as exc:
-        raise PerfsuiteInputError(f"--input {args.input!r}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise PerfsuiteInputError(f"--input {args.input!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                                  "allowed: a UTF-8 text file, one sentence per line") from None
-    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln]  # (line number in the file, sentence)
-    sentences: list = [ln for _, ln in numbered]
-    if not sentences:
-        raise PerfsuiteInputError(f"--input {args.input!r} has no sentence (empty or blank lines only)")
-    if args.task == "qa":  # question TAB context, as BERT reads SQuAD: two segments
-        pairs = []
-        for lineno, ln in numbered:
-            parts = [x.strip() for x in ln.split("\t")]
-            if len(parts) != 2 or not all(parts):
-                raise PerfsuiteInputError(f"--input {args.input!r} line {lineno}: --task qa needs 'question<TAB>context' "
-                                          f"on every line; got {len(parts) - 1} tab(s)")
-            pairs.append((parts[0], parts[1]))
-        sentences = pairs
-    vocab = load_minilm()[2]
-    tokenizer = Tokenizer(vocab)
-    try:
-        ids, types, valid = tokenizer.encode(sentences, seq_len=args.seq_len, truncate=args.truncate)
-    except PerfsuiteInputError:
-        # the tokenizer names the index among non-blank sentences and its API argument; name the file's line instead
-        for (lineno, _), sentence in zip(numbered, sentences):
-            pieces = sentence if isinstance(sentence, tuple) else (sentence,)
-            n = sum(len(tokenizer.tokenize(x)) for x in pieces) + len(pieces) + 1
-            if n > args.seq_len:
-                raise PerfsuiteInputError(
-                    f"--input {args.input!r} line {lineno} has {n} tokens with [CLS] and [SEP], more than "
-                    f"--seq-len {args.seq_len}; allowed: at most {args.seq_len} (pass --truncate to cut it, or a "
-                    f"larger --seq-len up to {cfg.max_length})") from None
-        raise
+    numbered, sentences = _infer_sentences(args)
+    ids, types, valid = _infer_encode(args, cfg, numbered, sentences)
     weights = load_weights_file(args.weights, cfg) if args.weights else model_weights(args.model)
     kwargs: dict = {}
     if args.path == "graph_pass":

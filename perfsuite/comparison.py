@@ -142,14 +142,7 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
     if bad:
         lines += [f"> **Warning:** on {len(bad)} workload(s) most samples of a side were disturbed by other processes "
                   "(marked ⚠ below); their ratios are not trustworthy. Measure again on a quiet machine.", ""]
-    lines += ["## Results compared", ""]
-    lines += md_table(("", "result", "status", "parity", "profile", "OpenMP threads", "MKLDNN", "CPU",
-                        "GEMM peak GFLOP/s", "file"),
-                       [(lab, f"mx.__version__ {d['env'].get('mxnet_version')}", d.get("status"), _parity_cell(d),
-                         (d.get("config") or {}).get("profile"), d["env"].get("omp_threads"),
-                         "yes" if (d["env"].get("features") or {}).get("MKLDNN") else "no", d["env"].get("cpu_model"),
-                         f"{d['gemm_peak_gflops']:.1f}" if d.get("gemm_peak_gflops") else "-", d.get("_source", "-"))
-                        for lab, d in zip(labels, docs)])
+    lines += _results_lines(docs, labels)
     others = [j for j in range(len(groups)) if j != base_side]
     header = (["path", "batch"] + [f"{lab} median ms" for lab in side_labels]
               + [f"{side_labels[j]} / {base_label}" for j in others] + [f"verdict {side_labels[j]}" for j in others])
@@ -176,18 +169,35 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
                              + tuple(meds) + tuple(f"{c} {r.ratios[j].verdict}" if r.ratios[j] else "-"
                                                    for c, j in zip(ratio_cells, others)))
         lines += md_table(header, table)
-    if any(d.get("speedups") for d in docs):
-        lines += ["## Speed-ups per result", ""]
-        lines += ["Each result's speed-ups (baseline / optimized time from alternating samples, 95% CI).", ""]
-        cells: Dict[Tuple[str, str, str, int, int], List[str]] = {}
-        for j, d in enumerate(docs):
-            for s in d.get("speedups") or []:
-                k = (s["label"], s["model"], s["task"], s["seq_len"], s["batch"])
-                cells.setdefault(k, ["-"] * len(docs))[j] = format_speedup(speedup_ratio(s))
-        lines += md_table(["optimization", "model/task/seq", "batch"] + labels,
-                           [[k[0], f"{k[1]}/{k[2]}/{k[3]}", k[4]] + v for k, v in cells.items()])
+    lines += _speedup_lines(docs, labels)
     report = write_text_atomic(out_dir / "comparison.md", "\n".join(lines).rstrip() + "\n")
     return report, plots, "\n".join(align_rows(text_rows)) + "\n"
+
+
+def _results_lines(docs: Sequence[Dict[str, Any]], labels: Sequence[str]) -> List[str]:
+    """The results compared: version, status, parity, profile, threads, oneDNN, CPU, GEMM peak, file."""
+    return ["## Results compared", ""] + md_table(
+        ("", "result", "status", "parity", "profile", "OpenMP threads", "MKLDNN", "CPU", "GEMM peak GFLOP/s", "file"),
+        [(lab, f"mx.__version__ {d['env'].get('mxnet_version')}", d.get("status"), _parity_cell(d),
+          (d.get("config") or {}).get("profile"), d["env"].get("omp_threads"),
+          "yes" if (d["env"].get("features") or {}).get("MKLDNN") else "no", d["env"].get("cpu_model"),
+          f"{d['gemm_peak_gflops']:.1f}" if d.get("gemm_peak_gflops") else "-", d.get("_source", "-"))
+         for lab, d in zip(labels, docs)])
+
+
+def _speedup_lines(docs: Sequence[Dict[str, Any]], labels: Sequence[str]) -> List[str]:
+    """Each result's speed-ups side by side (none when no result has any)."""
+    if not any(d.get("speedups") for d in docs):
+        return []
+    cells: Dict[Tuple[str, str, str, int, int], List[str]] = {}
+    for j, d in enumerate(docs):
+        for s in d.get("speedups") or []:
+            k = (s["label"], s["model"], s["task"], s["seq_len"], s["batch"])
+            cells.setdefault(k, ["-"] * len(docs))[j] = format_speedup(speedup_ratio(s))
+    return (["## Speed-ups per result", "",
+             "Each result's speed-ups (baseline / optimized time from alternating samples, 95% CI).", ""]
+            + md_table(["optimization", "model/task/seq", "batch"] + list(labels),
+                       [[k[0], f"{k[1]}/{k[2]}/{k[3]}", k[4]] + v for k, v in cells.items()]))
 
 
 def _ratio_cell(c: Optional[Comparison]) -> str:

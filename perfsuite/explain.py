@@ -26,7 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
@@ -240,14 +240,13 @@ def _check_parity(envs: _Envs, spec: str, group: str) -> Tuple[Optional[bool], s
     return not bad, f"{len(ran) - len(bad)} of {len(ran)} cases pass"
 
 
-def bisect(good: str, bad: str, check: str, threshold: float = 0.05, budget_s: float = 240.0,
-           installer: str = "uv", err: TextIO = sys.stderr, versions: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-    """Name the first release between `good` and `bad` where `check` changes (see the module docstring)."""
-    from packaging.version import Version
+def _bisect_plan(good: str, bad: str, check: str, threshold: float, budget_s: float, installer: str,
+                 versions: Optional[Sequence[str]]) -> Tuple[Any, str, str, str, List[str]]:
+    """Every input of bisect checked before any work; (the good spec, check kind, what, the good version, the
+    releases from --good towards --bad)."""
+    from packaging.version import InvalidVersion, Version
 
     from perfsuite.envs import parse_spec
-
-    from packaging.version import InvalidVersion
 
     g, b = parse_spec(good, "--good"), parse_spec(bad, "--bad")
     if g.kind != "requirement" or b.kind != "requirement" or g.dist != b.dist:
@@ -293,6 +292,40 @@ def bisect(good: str, bad: str, check: str, threshold: float = 0.05, budget_s: f
     between = sorted({str(Version(v)): v for v in [*allv, gv, bv] if lo <= Version(v) <= hi}.values(), key=Version)
     if Version(gv) > Version(bv):
         between = between[::-1]  # walk from good towards bad
+    return g, kind, what, gv, between
+
+
+def _search(between: List[str], evaluate: Callable[[str], Optional[bool]]) -> str:
+    """Check every release (six or fewer) or binary-search them; returns the strategy's name."""
+    if len(between) <= 6:
+        for v in between:
+            evaluate(v)
+        return "every release"
+    lo_i, hi_i = 0, len(between) - 1
+    evaluate(between[lo_i])
+    evaluate(between[hi_i])
+    while hi_i - lo_i > 1:
+        mid = (lo_i + hi_i) // 2
+        r = evaluate(between[mid])
+        if r is None:  # skip an uncheckable release: try its neighbour
+            mid2 = mid + 1 if mid + 1 < hi_i else mid - 1
+            r = evaluate(between[mid2]) if lo_i < mid2 < hi_i else None
+            mid = mid2
+            if r is None:
+                break
+        if r:
+            lo_i = mid
+        else:
+            hi_i = mid
+    return "binary search"
+
+
+def bisect(good: str, bad: str, check: str, threshold: float = 0.05, budget_s: float = 240.0,
+           installer: str = "uv", err: TextIO = sys.stderr, versions: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Name the first release between `good` and `bad` where `check` changes (see the module docstring)."""
+    from packaging.version import Version
+
+    g, kind, what, gv, between = _bisect_plan(good, bad, check, threshold, budget_s, installer, versions)
     envs = _Envs(installer, err)
     results: Dict[str, Dict[str, Any]] = {}
 
@@ -327,28 +360,7 @@ def bisect(good: str, bad: str, check: str, threshold: float = 0.05, budget_s: f
             raise PerfsuiteInputError(f"--check {check}: {note} on {good}")
         good_state["parity"] = ok
         results[gv] = {"version": gv, "good": True, "note": f"reference state: {note}", "seconds": None}
-    strategy = "every release" if len(between) <= 6 else "binary search"
-    if strategy == "every release":
-        for v in between:
-            evaluate(v)
-    else:
-        idx = [i for i in range(len(between))]
-        lo_i, hi_i = 0, len(idx) - 1
-        evaluate(between[lo_i])
-        evaluate(between[hi_i])
-        while hi_i - lo_i > 1:
-            mid = (lo_i + hi_i) // 2
-            r = evaluate(between[mid])
-            if r is None:  # skip an uncheckable release: try its neighbour
-                mid2 = mid + 1 if mid + 1 < hi_i else mid - 1
-                r = evaluate(between[mid2]) if lo_i < mid2 < hi_i else None
-                mid = mid2
-                if r is None:
-                    break
-            if r:
-                lo_i = mid
-            else:
-                hi_i = mid
+    strategy = _search(between, evaluate)
     ordered = [results[v] for v in between if v in results]
     # the boundary: the last release that behaves like --good and the next checked one that behaves like --bad,
     # in the order from --good towards --bad (releases that could not be checked are passed over)

@@ -252,12 +252,7 @@ def _set_aside_interrupted(out: Path, name: str) -> None:
         p.rename(f"{p}.interrupted-{k}")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from perfsuite import gate
-    from perfsuite.env import read_cpu_model, usable_cpus
-    from perfsuite.stats import SequentialDesign
-    from perfsuite.workloads import GATE_PROFILES
-
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m perfsuite.gate_calibration", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     p.add_argument("--spec", default="mxnet==1.9.1", help="the MXNet on both sides (default mxnet==1.9.1)")
@@ -275,7 +270,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="a competing process on one core at this duty cycle (0 < DUTY < 1) during the gates")
     p.add_argument("--only-resample", action="store_true", help="no new gates: resample the pool of --out")
     p.add_argument("--out", default="results/gate-calibration")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from perfsuite import gate
+    from perfsuite.env import read_cpu_model, usable_cpus
+    from perfsuite.workloads import GATE_PROFILES
+
+    args = _parser().parse_args(argv)
     try:
         injects = [parse_inject(x) for x in args.inject]
         prof = GATE_PROFILES.get(args.profile)
@@ -326,17 +329,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             name = f"{i:03d}-{'aa' if not cond['inject'] else 'slow'}"
             print(f"[calibration {i + 1}] {cond['condition']}" + (f" ({into})" if into != cond["into"] else ""),
                   file=sys.stderr, flush=True)
-            opts = gate.GateOptions(baseline=args.spec, candidate=args.spec, allow_same=True, profile=args.profile,
-                                    inject_slowdown=cond["inject"], inject_targets=(into,) if into else (),
-                                    seed=i, out=str(out / name), parity=args.parity, threads=args.threads,
-                                    time_budget_s=args.time_budget)
-            _set_aside_interrupted(out, name)
-            try:
-                with open(out / f"{name}.progress.log", "w") as log:
-                    res = gate.run_gate(opts, err=log)
-                summary = _summary_of_gate(res.doc)
-            except (PerfsuiteInputError, RuntimeError) as exc:
-                summary = {"exit_code": 2, "error": str(exc)[:500], "targets": {}, "elapsed_s": None, "sessions": 0}
+            summary = _one_gate(args, out, name, i, cond["inject"], into)
             summary.update(index=i, name=name, **cond)
             summary["injected_into"] = into
             doc["runs"].append(summary)
@@ -351,17 +344,42 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if disturber is not None:
             disturber.join(5)
     if doc["runs"]:
-        design_doc = next((r["design"] for r in doc["runs"] if r.get("design")), None)
-        if design_doc and args.resample:
-            design = SequentialDesign(design_doc["confidence"], design_doc["max_sessions"], design_doc["first_look"])
-            thr = 0.02
-            doc["summary"] = summarize(doc["runs"])
-            doc["resampled"] = resample(pool(doc["runs"]), design, args.resample, thr, seed=0)
-            doc["resampled"]["threshold"] = thr
-        write_json_atomic(path, doc)
-        write_text_atomic(out / "calibration.md", render(doc))
-        print(render(doc))
+        _finish(doc, path, args.resample)
     return 0
+
+
+def _one_gate(args: argparse.Namespace, out: Path, name: str, seed: int, inject: float,
+              into: Optional[str]) -> Dict[str, Any]:
+    """One real gate of the calibration (an interrupted earlier attempt's folder set aside), as its summary."""
+    from perfsuite import gate
+
+    opts = gate.GateOptions(baseline=args.spec, candidate=args.spec, allow_same=True, profile=args.profile,
+                            inject_slowdown=inject, inject_targets=(into,) if into else (), seed=seed,
+                            out=str(out / name), parity=args.parity, threads=args.threads,
+                            time_budget_s=args.time_budget)
+    _set_aside_interrupted(out, name)
+    try:
+        with open(out / f"{name}.progress.log", "w") as log:
+            res = gate.run_gate(opts, err=log)
+        return _summary_of_gate(res.doc)
+    except (PerfsuiteInputError, RuntimeError) as exc:
+        return {"exit_code": 2, "error": str(exc)[:500], "targets": {}, "elapsed_s": None, "sessions": 0}
+
+
+def _finish(doc: Dict[str, Any], path: Path, resamples: int) -> None:
+    """Resample the A/A pool through the gate's decision, write calibration.json and .md, print the report."""
+    from perfsuite.stats import SequentialDesign
+
+    design_doc = next((r["design"] for r in doc["runs"] if r.get("design")), None)
+    if design_doc and resamples:
+        design = SequentialDesign(design_doc["confidence"], design_doc["max_sessions"], design_doc["first_look"])
+        thr = 0.02
+        doc["summary"] = summarize(doc["runs"])
+        doc["resampled"] = resample(pool(doc["runs"]), design, resamples, thr, seed=0)
+        doc["resampled"]["threshold"] = thr
+    write_json_atomic(path, doc)
+    write_text_atomic(path.parent / "calibration.md", render(doc))
+    print(render(doc))
 
 
 if __name__ == "__main__":

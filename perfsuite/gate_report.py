@@ -144,7 +144,19 @@ def markdown(doc: Dict[str, Any]) -> str:
             lines += ["Workloads not compared (they cannot run on one side or both):", "",
                       table(["workload", "why"], skipped), ""]
     lines += ["## Environments", ""]
-    rows = []
+    rows = _environment_rows(doc)
+    lines += [table(["", f"baseline ({base})", f"candidate ({cand})"], rows), ""]
+    lines += [f"perfsuite {doc['perfsuite_version']}, profile `{cfg['profile']}` ({cfg['profile_doc']}); "
+              f"{doc.get('elapsed_s', 0):.0f} s in all. Every pair, both environments and the installed packages "
+              "are in gate.json.", ""]
+    lines += _investigate(doc)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _environment_rows(doc: Dict[str, Any]) -> List[List[Any]]:
+    """Both environments side by side: MXNet, versions, ONNX Runtime (if any), oneDNN, interpreter, build, CPU,
+    threads."""
+    rows: List[List[Any]] = []
     for key, label in (("describe", "MXNet"), ("mxnet_version", "mx.__version__"), ("onnx", "ONNX Runtime / onnx"),
                        ("MKLDNN", "MKLDNN/oneDNN"),
                        ("python", "interpreter"), ("created", "environment"), ("cpu_model", "CPU"),
@@ -160,20 +172,15 @@ def markdown(doc: Dict[str, Any]) -> str:
                             + (f" ({e.get('installer')})" if e.get("installer") else ""))
             elif key == "onnx":
                 o = e.get("onnx") or {}
-                ort = o.get("onnxruntime") or o.get("onnxruntime-gpu")
-                vals.append(f"{ort} / {o.get('onnx')}" if ort else "-")
+                rt = o.get("onnxruntime") or o.get("onnxruntime-gpu")
+                vals.append(f"{rt} / {o.get('onnx')}" if rt else "-")
             elif key in ("mxnet_version", "cpu_model", "omp_threads"):
                 vals.append(env.get(key))
             else:
                 vals.append(e.get(key))
         if key != "onnx" or any(v != "-" for v in vals):
             rows.append([label] + vals)
-    lines += [table(["", f"baseline ({base})", f"candidate ({cand})"], rows), ""]
-    lines += [f"perfsuite {doc['perfsuite_version']}, profile `{cfg['profile']}` ({cfg['profile_doc']}); "
-              f"{doc.get('elapsed_s', 0):.0f} s in all. Every pair, both environments and the installed packages "
-              "are in gate.json.", ""]
-    lines += _investigate(doc)
-    return "\n".join(lines).rstrip() + "\n"
+    return rows
 
 
 def _method(doc: Dict[str, Any]) -> str:

@@ -434,24 +434,10 @@ def _loaded_description() -> str:
     return "loaded: " + "; ".join(f"{lib} registers {', '.join(names) or 'no passes'}" for lib, names in _LOADED.items())
 
 
-def apply_passes(sym: Any, arg_params: Mapping[str, Any], aux_params: Mapping[str, Any],
-                 passes: Sequence[str], *, options: Optional[Mapping[str, Any]] = None,
-                 input_shapes: Optional[Mapping[str, Sequence[int]]] = None) -> Tuple[Any, Dict[str, Any], Dict[str, Any]]:
-    """Apply each named graph pass in order with ``sym.optimize_for(name, args, aux, **options)``.
-
-    Every name must be registered by a library loaded with :func:`load_pass_library`; otherwise
-    PerfsuiteInputError names the pass and the loaded libraries (MXNet itself would only log
-    "Error optimizing for backend '<name>' cannot be found" and return the graph unchanged).
-    The caller's dicts are not modified. Returns ``(new_sym, arg_params, aux_params)`` with the params
-    restricted to the new symbol's arguments/auxiliary states plus any the passes created.
-
-    ``input_shapes`` ({name: shape} of the non-parameter inputs, e.g. ``{'data': (1, 128)}``) is passed as
-    ``shape_dict`` on MXNet 1.8+; give it for real models: 1.8+ infer shapes before running a pass, and some
-    operators fail on unknown input shapes (1.9.1, ``contrib.arange_like``: "Check failed: real_axis >=0 &&
-    real_axis < (*in_attrs)[0].ndim(): cannot handle param.axis 1"). On 1.7, whose ``optimize_for`` needs an NDArray for every argument when
-    params are given, it becomes zero placeholders; without it the passes run without params on 1.7 (fine for
-    passes that only rewrite the graph, such as perfsuite's; a warning says so).
-    """
+def _check_apply_inputs(sym: Any, arg_params: Mapping[str, Any], aux_params: Mapping[str, Any],
+                        passes: Sequence[str], options: Optional[Mapping[str, Any]]
+                        ) -> Tuple[Dict[str, Path], Dict[str, Any]]:
+    """apply_passes' inputs checked before any work: (the registry of loaded passes, the options as a dict)."""
     import mxnet as mx
 
     if not isinstance(sym, mx.sym.Symbol):
@@ -480,7 +466,30 @@ def apply_passes(sym: Any, arg_params: Mapping[str, Any], aux_params: Mapping[st
             f"options {sorted(reserved & set(options))} collide with optimize_for's own parameters; "
             "allowed: pass-specific option names"
         )
+    return registry, options
 
+
+def apply_passes(sym: Any, arg_params: Mapping[str, Any], aux_params: Mapping[str, Any],
+                 passes: Sequence[str], *, options: Optional[Mapping[str, Any]] = None,
+                 input_shapes: Optional[Mapping[str, Sequence[int]]] = None) -> Tuple[Any, Dict[str, Any], Dict[str, Any]]:
+    """Apply each named graph pass in order with ``sym.optimize_for(name, args, aux, **options)``.
+
+    Every name must be registered by a library loaded with :func:`load_pass_library`; otherwise
+    PerfsuiteInputError names the pass and the loaded libraries (MXNet itself would only log
+    "Error optimizing for backend '<name>' cannot be found" and return the graph unchanged).
+    The caller's dicts are not modified. Returns ``(new_sym, arg_params, aux_params)`` with the params
+    restricted to the new symbol's arguments/auxiliary states plus any the passes created.
+
+    ``input_shapes`` ({name: shape} of the non-parameter inputs, e.g. ``{'data': (1, 128)}``) is passed as
+    ``shape_dict`` on MXNet 1.8+; give it for real models: 1.8+ infer shapes before running a pass, and some
+    operators fail on unknown input shapes (1.9.1, ``contrib.arange_like``: "Check failed: real_axis >=0 &&
+    real_axis < (*in_attrs)[0].ndim(): cannot handle param.axis 1"). On 1.7, whose ``optimize_for`` needs an NDArray for every argument when
+    params are given, it becomes zero placeholders; without it the passes run without params on 1.7 (fine for
+    passes that only rewrite the graph, such as perfsuite's; a warning says so).
+    """
+    import mxnet as mx
+
+    registry, options = _check_apply_inputs(sym, arg_params, aux_params, passes, options)
     new_style = "shape_dict" in inspect.signature(sym.optimize_for).parameters  # 1.8+
     args: Dict[str, Any] = dict(arg_params)
     aux: Dict[str, Any] = dict(aux_params)
@@ -715,6 +724,41 @@ def _run_child(cmd: List[str], workdir: Path, report: Path, timeout_s: float,
     return proc, hung, _read_events(report), output
 
 
+def _raise_for_child(proc: Any, hung: bool, events: List[Dict[str, Any]], output: str, lib: Path,
+                     timeout_s: float, startup_timeout_s: float) -> str:
+    """Raise what the pass child's end means (hung or crashed: PassLibraryCrashed; a clean failure:
+    PerfsuiteInputError with MXNet's message); otherwise return where it was (for a later message)."""
+    pass_name, where = _running_pass(events)
+    details = dict(library=lib, pass_name=pass_name, returncode=proc.returncode, output=output)
+    if hung:
+        limit = timeout_s if any(e.get("event") == "library_loading" for e in events) else startup_timeout_s
+        raise PassLibraryCrashed(
+            f"pass library {lib} hung for more than {limit:g} s {where}; the child process (pid {proc.pid}) "
+            f"applying it was killed. Its last output:\n{_tail(output)}",
+            signal_name=None, hung=True, **details)
+    error = next((e for e in events if e.get("event") == "error"), None)
+    if proc.returncode == CHILD_INPUT_ERROR_STATUS and error is not None and error.get("kind") == "input":
+        message = str(error.get("message", ""))
+        if "lib_api 7 library can only report its reason on stderr" in message and output.strip():
+            message += f" | the child's output:\n{_tail(output, 5, cut=False)}"
+        raise PerfsuiteInputError(message)
+    if proc.returncode != 0:
+        number = -proc.returncode if proc.returncode < 0 else None
+        mxnet_line = _MXNET_SIGNAL_LINE.search(output) if number is None else None
+        if mxnet_line:  # MXNet's handler turned the signal into exit status 255
+            number = int(mxnet_line.group(1))
+        signal_name = _signal_name(number) if number is not None else None
+        how = (f"killed by {signal_name} (signal {number})" if signal_name
+               else f"ended with exit status {proc.returncode}")
+        if error is not None:
+            how += f" after an unexpected {error.get('type', 'error')}: {error.get('message', '')}"
+        raise PassLibraryCrashed(
+            f"pass library {lib} crashed {where}: the child process applying it was {how}. Its last output:\n"
+            f"{_tail(output)}", signal_name=signal_name, hung=False, **details)
+
+    return where
+
+
 def apply_passes_isolated(symbol_file: PathLike, params_file: PathLike, library: PathLike, passes: Sequence[str],
                           input_shapes: Optional[Mapping[str, Sequence[int]]], out_prefix: PathLike, *,
                           options: Optional[Mapping[str, str]] = None, timeout_s: float = DEFAULT_PASS_TIMEOUT_S,
@@ -772,40 +816,13 @@ def apply_passes_isolated(symbol_file: PathLike, params_file: PathLike, library:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    pass_name, where = _running_pass(events)
-    details = dict(library=lib, pass_name=pass_name, returncode=proc.returncode, output=output)
-    if hung:
-        limit = timeout_s if any(e.get("event") == "library_loading" for e in events) else startup_timeout_s
-        raise PassLibraryCrashed(
-            f"pass library {lib} hung for more than {limit:g} s {where}; the child process (pid {proc.pid}) "
-            f"applying it was killed. Its last output:\n{_tail(output)}",
-            signal_name=None, hung=True, **details)
-    error = next((e for e in events if e.get("event") == "error"), None)
-    if proc.returncode == CHILD_INPUT_ERROR_STATUS and error is not None and error.get("kind") == "input":
-        message = str(error.get("message", ""))
-        if "lib_api 7 library can only report its reason on stderr" in message and output.strip():
-            message += f" | the child's output:\n{_tail(output, 5, cut=False)}"
-        raise PerfsuiteInputError(message)
-    if proc.returncode != 0:
-        number = -proc.returncode if proc.returncode < 0 else None
-        mxnet_line = _MXNET_SIGNAL_LINE.search(output) if number is None else None
-        if mxnet_line:  # MXNet's handler turned the signal into exit status 255
-            number = int(mxnet_line.group(1))
-        signal_name = _signal_name(number) if number is not None else None
-        how = (f"killed by {signal_name} (signal {number})" if signal_name
-               else f"ended with exit status {proc.returncode}")
-        if error is not None:
-            how += f" after an unexpected {error.get('type', 'error')}: {error.get('message', '')}"
-        raise PassLibraryCrashed(
-            f"pass library {lib} crashed {where}: the child process applying it was {how}. Its last output:\n"
-            f"{_tail(output)}", signal_name=signal_name, hung=False, **details)
-
+    where = _raise_for_child(proc, hung, events, output, lib, timeout_s, startup_timeout_s)
     done = next((e for e in events if e.get("event") == "done"), None)
     if done is None:  # exit status 0 without a report: not something the child does
         raise PassLibraryCrashed(
             f"pass library {lib}: the child process exited with status 0 but reported no result "
-            f"({where}). Its last output:\n{_tail(output)}",
-            signal_name=None, hung=False, **details)
+            f"({where}). Its last output:\n{_tail(output)}", signal_name=None, hung=False, library=lib,
+            pass_name=_running_pass(events)[0], returncode=proc.returncode, output=output)
     per_pass = [e for e in events if e.get("event") == "pass_done"]
     return IsolatedPassResult(
         symbol_file=Path(done["symbol_file"]), params_file=Path(done["params_file"]), library=lib,

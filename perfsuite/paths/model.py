@@ -203,6 +203,81 @@ def prepare(path: str, cfg: BertConfig, weights: Weights, workdir: Optional[str]
     return runner
 
 
+def _quantize_int8(block: Any, calib_batches: Optional[Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]],
+                   int8_config: Optional[str], ctx: Any, info: Dict[str, Any]) -> Any:
+    """The int8 path: quantize_net_v2 on the hybridized FP32 block, calibrated on `calib_batches` (the INT8
+    configuration's settings), checked to hold quantized nodes; what was done goes into `info`."""
+    import mxnet as mx
+
+    from mxnet.contrib.quantization import quantize_net_v2
+
+    assert calib_batches  # checked by _prepare
+    arrays = [np.concatenate([b[i] for b in calib_batches]) for i in range(3)]
+    dataset = mx.gluon.data.ArrayDataset(*[mx.nd.array(a, dtype="float32") for a in arrays])
+    loader = mx.gluon.data.DataLoader(dataset, batch_size=len(calib_batches[0][0]))
+    name = int8_config or INT8_DEFAULT
+    if name not in INT8_CONFIGS:
+        raise PerfsuiteInputError(f"unknown INT8 configuration {name!r}; allowed: {', '.join(INT8_CONFIGS)}")
+    settings = dict(INT8_CONFIGS[name])
+    collector = settings.pop("collector", None)
+    kwargs: Dict[str, Any] = {}
+    if collector is not None:
+        from gluonnlp.calibration import BertLayerCollector
+
+        kwargs["LayerOutputCollector"] = BertLayerCollector(clip_min=collector[0], clip_max=collector[1])
+    block = quantize_net_v2(block, quantized_dtype="auto", calib_data=loader,
+                            num_calib_examples=len(arrays[0]), ctx=ctx, **settings, **kwargs)
+    block.hybridize(static_alloc=True, static_shape=True)
+    quantized = count_ops(block._cached_graph[1].tojson(), "")
+    info["quantized_nodes"] = {k: v for k, v in quantized.items() if "quantize" in k}
+    if not info["quantized_nodes"]:
+        raise PerfsuiteInputError("quantize_net_v2 returned a graph without quantized nodes: INT8 did not run")
+    info["int8_config"] = name
+    info["quantization"] = (f"{name}: quantize_net_v2({', '.join(f'{k}={v!r}' for k, v in settings.items())}"
+                            f"{', GluonNLP BertLayerCollector(clip_min=%g, clip_max=%g)' % collector if collector else ''}"
+                            f", {len(arrays[0])} calibration sentences)")
+    return block
+
+
+def _graph_pass_block(ex_np: Tuple[np.ndarray, np.ndarray, np.ndarray], workdir: str, ctx: Any,
+                      pass_library: Optional[str], passes: Sequence[str], pass_timeout_s: Optional[float],
+                      info: Dict[str, Any]) -> Any:
+    """The graph_pass path: the exported graph (bert-symbol.json in `workdir`) through the user's pass library in a
+    child process, loaded back as a SymbolBlock with its parameters; what was done goes into `info`."""
+    import mxnet as mx
+
+    from perfsuite.passes import apply_passes_isolated
+
+    assert pass_library and passes  # checked by _prepare before exporting
+    b, L = ex_np[0].shape
+    # the user's library is loaded and applied in a child process: a crash or a hang there is a verdict
+    # (PassLibraryCrashed names the signal and the library), not the end of perfsuite
+    res = apply_passes_isolated(os.path.join(workdir, "bert-symbol.json"),
+                                os.path.join(workdir, "bert-0000.params"), pass_library, list(passes),
+                                {"data0": (b, L), "data1": (b, L), "data2": (b,)},
+                                os.path.join(workdir, "bert-passed"),
+                                **({"timeout_s": pass_timeout_s} if pass_timeout_s else {}))
+    sym = mx.sym.load(str(res.symbol_file))
+    params = mx.nd.load(str(res.params_file))
+    try:
+        block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in INPUT_NAMES])
+    except mx.base.MXNetError:  # the pass left ops of the library's own: run them with it loaded here
+        from perfsuite.passes import load_pass_library
+
+        load_pass_library(pass_library)
+        block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in INPUT_NAMES])
+    block_params = block.collect_params()
+    for key, value in params.items():
+        name = key.split(":", 1)[1] if ":" in key else key
+        if name in block_params:
+            block_params[name]._load_init(value, ctx)
+    info["passes"] = list(passes)
+    info["pass_library"] = str(pass_library)
+    info["pass_child_seconds"] = round(res.wall_seconds, 3)
+    info["pass_nodes"] = {"before": res.nodes_before, "after": res.nodes_after}
+    return block
+
+
 def _prepare(path: str, cfg: BertConfig, weights: Weights, workdir: str,
             calib_batches: Optional[Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]] = None,
             pass_library: Optional[str] = None, passes: Sequence[str] = (),
@@ -252,68 +327,16 @@ def _prepare(path: str, cfg: BertConfig, weights: Weights, workdir: str,
                     f"optimize_for(backend={onednn_backend!r}) fused nothing: the exported graph has no _sg_mkldnn_* node "
                     "(MXNet only logs an unknown backend and returns the graph unchanged); the oneDNN path did not run")
         elif path == "int8":
-            from mxnet.contrib.quantization import quantize_net_v2
-
             if not calib_batches:
                 raise PerfsuiteInputError("the int8 path needs calibration batches (calib_batches)")
             block.hybridize(static_alloc=True, static_shape=True)
-            arrays = [np.concatenate([b[i] for b in calib_batches]) for i in range(3)]
-            dataset = mx.gluon.data.ArrayDataset(*[mx.nd.array(a, dtype="float32") for a in arrays])
-            loader = mx.gluon.data.DataLoader(dataset, batch_size=len(calib_batches[0][0]))
-            name = int8_config or INT8_DEFAULT
-            if name not in INT8_CONFIGS:
-                raise PerfsuiteInputError(f"unknown INT8 configuration {name!r}; allowed: {', '.join(INT8_CONFIGS)}")
-            settings = dict(INT8_CONFIGS[name])
-            collector = settings.pop("collector", None)
-            kwargs: Dict[str, Any] = {}
-            if collector is not None:
-                from gluonnlp.calibration import BertLayerCollector
-
-                kwargs["LayerOutputCollector"] = BertLayerCollector(clip_min=collector[0], clip_max=collector[1])
-            block = quantize_net_v2(block, quantized_dtype="auto", calib_data=loader,
-                                    num_calib_examples=len(arrays[0]), ctx=ctx, **settings, **kwargs)
-            block.hybridize(static_alloc=True, static_shape=True)
-            quantized = count_ops(block._cached_graph[1].tojson(), "")
-            info["quantized_nodes"] = {k: v for k, v in quantized.items() if "quantize" in k}
-            if not info["quantized_nodes"]:
-                raise PerfsuiteInputError("quantize_net_v2 returned a graph without quantized nodes: INT8 did not run")
-            info["int8_config"] = name
-            info["quantization"] = (f"{name}: quantize_net_v2({', '.join(f'{k}={v!r}' for k, v in settings.items())}"
-                                    f"{', GluonNLP BertLayerCollector(clip_min=%g, clip_max=%g)' % collector if collector else ''}"
-                                    f", {len(arrays[0])} calibration sentences)")
+            block = _quantize_int8(block, calib_batches, int8_config, ctx, info)
         elif path == "graph_pass":
-            from perfsuite.passes import apply_passes_isolated
-
             if not pass_library or not passes:
                 raise PerfsuiteInputError("the graph_pass path needs a pass library and at least one pass name")
             block.hybridize(static_alloc=True, static_shape=True)
             _export_and_import(block, nd(ex_np), workdir, "bert", ctx)
-            b, L = ex_np[0].shape
-            # the user's library is loaded and applied in a child process: a crash or a hang there is a verdict
-            # (PassLibraryCrashed names the signal and the library), not the end of perfsuite
-            res = apply_passes_isolated(os.path.join(workdir, "bert-symbol.json"),
-                                        os.path.join(workdir, "bert-0000.params"), pass_library, list(passes),
-                                        {"data0": (b, L), "data1": (b, L), "data2": (b,)},
-                                        os.path.join(workdir, "bert-passed"),
-                                        **({"timeout_s": pass_timeout_s} if pass_timeout_s else {}))
-            sym = mx.sym.load(str(res.symbol_file))
-            params = mx.nd.load(str(res.params_file))
-            try:
-                block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in INPUT_NAMES])
-            except mx.base.MXNetError:  # the pass left ops of the library's own: run them with it loaded here
-                from perfsuite.passes import load_pass_library
-
-                load_pass_library(pass_library)
-                block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in INPUT_NAMES])
-            block_params = block.collect_params()
-            for key, value in params.items():
-                name = key.split(":", 1)[1] if ":" in key else key
-                if name in block_params:
-                    block_params[name]._load_init(value, ctx)
-            info["passes"] = list(passes)
-            info["pass_library"] = str(pass_library)
-            info["pass_child_seconds"] = round(res.wall_seconds, 3)
-            info["pass_nodes"] = {"before": res.nodes_before, "after": res.nodes_after}
+            block = _graph_pass_block(ex_np, workdir, ctx, pass_library, passes, pass_timeout_s, info)
         elif path in ONNX_PATHS:
             from perfsuite.paths.onnx import CACHE_ENV, onnx_cache_key, prepare_onnxruntime
 

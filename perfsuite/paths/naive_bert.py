@@ -15,18 +15,11 @@ from perfsuite.weights import HEAD_CLASSES, BertConfig, Weights, check_weights
 __all__ = ["build_naive_bert"]
 
 
-def build_naive_bert(cfg: BertConfig, weights: Weights, ctx: Any = None, dtype: str = "float32",
-                     task: str = "classification") -> Any:
-    """A HybridBlock (token_ids, token_types, valid_length) -> the task's output, as the deployed graph returns it:
-    classification logits (B, 2), QA logits (B, L, 2), or the sequence output (B, L, U) for embedding."""
-    import mxnet as mx
+def _layer_class(cfg: BertConfig) -> Any:
+    """One transformer layer with attention written out (batch_dot, masked softmax): the class, built here because
+    MXNet is imported lazily."""
     from mxnet.gluon import HybridBlock, nn
 
-    from perfsuite.models import check_task
-
-    check_task(task)
-    check_weights(cfg, weights, source="weights for the naive-attention BERT")
-    ctx = ctx or mx.cpu()
     units, heads, d = cfg.units, cfg.heads, cfg.head_dim
 
     class _Layer(HybridBlock):
@@ -57,6 +50,25 @@ def build_naive_bert(cfg: BertConfig, weights: Weights, ctx: Any = None, dtype: 
             x = self.ln1(x + self.out(ctx_))
             ffn = self.ffn2(F.LeakyReLU(self.ffn1(x), act_type="gelu"))
             return self.ln2(x + ffn)
+
+    return _Layer
+
+
+def build_naive_bert(cfg: BertConfig, weights: Weights, ctx: Any = None, dtype: str = "float32",
+                     task: str = "classification") -> Any:
+    """A HybridBlock (token_ids, token_types, valid_length) -> the task's output, as the deployed graph returns it:
+    classification logits (B, 2), QA logits (B, L, 2), or the sequence output (B, L, U) for embedding."""
+    import mxnet as mx
+    from mxnet.gluon import HybridBlock, nn
+
+    from perfsuite.models import check_task
+
+    check_task(task)
+    check_weights(cfg, weights, source="weights for the naive-attention BERT")
+    ctx = ctx or mx.cpu()
+    units, heads = cfg.units, cfg.heads
+
+    _Layer = _layer_class(cfg)
 
     class NaiveBert(HybridBlock):
         def __init__(self, **kw: Any) -> None:

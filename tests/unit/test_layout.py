@@ -133,3 +133,30 @@ def test_one_copy_of_the_small_text_helpers():
     for name in ("gate.py", "runjob.py", "worker.py"):
         text = (Path(__file__).resolve().parents[2] / "perfsuite" / name).read_text()
         assert "def _clock" not in text and "lines = [ln for ln in str(exc)" not in text, name
+
+
+#: Modules still over the 600-line limit (issue 20: cli.py into one module per command group, gate.py into the
+#: gate's rooms, passes/__init__.py into library and isolation, models.py and env.py): none may grow.
+OVERSIZE_MODULES = {"cli.py": 1071, "gate.py": 993, "passes/__init__.py": 859, "models.py": 629, "env.py": 619}
+
+
+def test_no_function_over_80_lines_and_no_module_over_600():
+    """Rooms a newcomer can read: every function fits on a screen (80 lines), every module under 600 lines except
+    the listed ones, which must not grow."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "perfsuite"
+    long_functions, big_modules = [], []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        text = path.read_text()
+        lines = text.count("\n")
+        if lines > OVERSIZE_MODULES.get(rel, 600):
+            big_modules.append(f"{rel} ({lines} lines)")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 80:
+                    long_functions.append(f"{rel}:{node.lineno} {node.name} ({n} lines)")
+    assert not long_functions, long_functions
+    assert not big_modules, big_modules
