@@ -474,7 +474,9 @@ def test_isolated_argument_errors(tmp_path):
 
 def test_child_environment_finds_this_perfsuite(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
-    env = P._child_env()
+    from perfsuite.passes import isolated
+
+    env = isolated._child_env()
     root = str(Path(P.__file__).resolve().parent.parent.parent)
     assert env["PYTHONPATH"].split(os.pathsep) == [root, "/somewhere/else"]
 
