@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from perfsuite.cli.common import EXIT_FAILED, EXIT_NOTHING_RAN, EXIT_OK, TASKS, check_json_folder, csv_list
 from perfsuite.errors import PerfsuiteInputError
@@ -147,19 +147,8 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     outcomes = parity.run_cases(cases, progress=progress)
     rows = parity.summarize(outcomes)
     print(format_parity_table(rows))
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "fail", "error", "skip")}
-    print(f"\n{counts['pass']} passed, {counts['fail'] + counts['error']} failed, {counts['skip']} skipped "
-          f"({counts['error']} MXNet errors) on {info.describe_mxnet()}")
-    if gpu_note:
-        print(gpu_note)
-    if args.json:
-        from perfsuite.results import write_json_atomic
-
-        write_json_atomic(args.json, {
-            "format": PARITY_FORMAT, "format_version": PARITY_FORMAT_VERSION, "env": info.to_dict(),
-            "summary": [dict(r.__dict__, shapes=list(r.shapes)) for r in rows],
-            "cases": [o.to_dict() for o in outcomes]})
-        print(f"wrote {args.json}", file=sys.stderr)
+    counts = _report(outcomes, info, gpu_note, args.json, {"summary": [dict(r.__dict__, shapes=list(r.shapes))
+                                                                       for r in rows]}, with_errors=True)
     if counts["fail"] or counts["error"]:
         return EXIT_FAILED
     if counts["pass"] == 0:
@@ -242,21 +231,28 @@ def _cmd_model_parity(args: argparse.Namespace, info: Any, gpu_note: str) -> int
     outcomes = run_model_cases(cases, args.custom_pass_lib, tuple(args.custom_passes), progress,
                                pass_timeout_s=args.pass_timeout)
     print(format_model_table(outcomes))
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "fail", "error", "skip")}
-    print(f"\n{counts['pass']} passed, {counts['fail'] + counts['error']} failed, {counts['skip']} skipped "
-          f"on {info.describe_mxnet()}")
-    if gpu_note:
-        print(gpu_note)
-    if args.json:
-        from perfsuite.results import write_json_atomic
-
-        write_json_atomic(args.json, {"format": PARITY_FORMAT, "format_version": PARITY_FORMAT_VERSION,
-                                      "env": info.to_dict(), "level": "model",
-                                      "cases": [o.to_dict() for o in outcomes]})
-        print(f"wrote {args.json}", file=sys.stderr)
+    counts = _report(outcomes, info, gpu_note, args.json, {"level": "model"}, with_errors=False)
     if counts["fail"] or counts["error"]:
         return EXIT_FAILED
     return EXIT_OK if counts["pass"] else EXIT_NOTHING_RAN
+
+
+def _report(outcomes: Sequence[Any], info: Any, gpu_note: str, json_path: Optional[str], extra: Dict[str, Any],
+            with_errors: bool) -> Dict[str, int]:
+    """The counts line (and the GPU note) after a parity table, and the --json file; returns the counts."""
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "fail", "error", "skip")}
+    errors = f"({counts['error']} MXNet errors) " if with_errors else ""
+    print(f"\n{counts['pass']} passed, {counts['fail'] + counts['error']} failed, {counts['skip']} skipped "
+          f"{errors}on {info.describe_mxnet()}")
+    if gpu_note:
+        print(gpu_note)
+    if json_path:
+        from perfsuite.results import write_json_atomic
+
+        write_json_atomic(json_path, {"format": PARITY_FORMAT, "format_version": PARITY_FORMAT_VERSION,
+                                      "env": info.to_dict(), **extra, "cases": [o.to_dict() for o in outcomes]})
+        print(f"wrote {json_path}", file=sys.stderr)
+    return counts
 
 
 def _check_parity_options(args: argparse.Namespace) -> None:
