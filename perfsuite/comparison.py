@@ -22,6 +22,7 @@ from perfsuite.timing import Measurement
 __all__ = ["ComparisonRow", "check_comparable", "sides", "comparison_rows", "render_comparison",
            "default_compare_dir", "MACHINE_KEYS", "DISTURBED_FRACTION"]
 
+
 @dataclass(frozen=True)
 class ComparisonRow:
     """One workload across the compared sides: each side's median over its runs' medians (None when no run of

@@ -40,6 +40,7 @@ __all__ = ["trace_case", "parse_model_case_id", "explain", "bisect", "release_ve
 EXPLAIN_FORMAT = "perfsuite-explain"
 BISECT_FORMAT = "perfsuite-bisect"
 
+
 def _check_installer(installer: str) -> None:
     from perfsuite.envs import INSTALLERS
 

@@ -10,10 +10,9 @@ from the planned rounds at the per-call times measured so far (_Plan).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
-
-import time
 
 import numpy as np
 
@@ -27,6 +26,7 @@ __all__ = ["MIN_SAMPLES", "Timing", "PROFILE_TIMING", "planned_rounds", "speedup
 
 #: Every workload keeps at least this many samples (clean ones, unless max_time_s runs out first).
 MIN_SAMPLES = 5
+
 
 @dataclass(frozen=True)
 class Timing:

@@ -186,6 +186,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"plot:   {out_dir / p}")
     return EXIT_OK
 
+
 def _refuse_duplicate_runs(docs: Sequence[dict], given: Sequence[str]) -> None:
     """The same run given twice (the same file, or a copy with the same raw samples) would count as replicated runs
     and make a verdict out of nothing."""
