@@ -252,6 +252,9 @@ def test_an_error_in_one_workload_is_recorded_and_the_run_goes_on(monkeypatch, t
     (["--seq-len", "1"], "sequence length 1: allowed 2 <= seq_len"),
     (["--max-repeat", "3"], "--max-repeat 3: must be an integer >= 5"),
     (["--min-time", "-2"], "--min-time -2.0: must be a finite number of seconds >= 0"),
+    (["--memory-batch", "3"], "--memory-batch 3: each must be a selected batch size (1, 2, 4, 8, 16, 32)"),
+    (["--memory-batch", "1,x"], "--memory-batch 'x': not an integer"),
+    (["--memory-batch", ","], "--memory-batch is empty; give at least one value"),
 ])
 def test_bad_run_inputs_exit_2_naming_the_value(capsys, tmp_path, argv, needle):
     out_dir = tmp_path / "never"
