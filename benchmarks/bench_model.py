@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from perfsuite.workloads import Workload, asv_params
 
-# The cost track prices this machine's throughput at c5.xlarge's on-demand price (perfsuite.report.PRICES): a trend
+# The cost track prices this machine's throughput at c5.xlarge's on-demand price (perfsuite.report.markdown.PRICES): a trend
 # across MXNet versions, and a bill only where the benchmarks ran on a c5.xlarge.
 COST_UNIT = "USD per 1M requests at c5.xlarge's $0.17/h (a bill only when measured on a c5.xlarge)"
 TASK = "classification"
@@ -139,7 +139,7 @@ class _Throughput:
     track_throughput.unit = "sentences/s"  # type: ignore[attr-defined]
 
     def track_cost_per_million(self, cache: Dict[str, Any], path: str, batch_size: int, seq_len: int) -> float:
-        from perfsuite.report import PRICES, cost_per_million  # the one cost function and price table
+        from perfsuite.report.markdown import PRICES, cost_per_million  # the one cost function and price table
 
         return cost_per_million(PRICES["c5.xlarge"], self.throughput)
 

@@ -52,7 +52,7 @@ def batch_for(w: Workload, seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.nd
 @functools.lru_cache(maxsize=8)
 def runner_for(model: str, path: str, task: str = "classification") -> Tuple[Runner, float]:
     """One prepared runner per (model, path, task graph) per process, and how long preparing it took (seconds)."""
-    from perfsuite.model_parity import model_weights
+    from perfsuite.parity.model import model_weights
     from perfsuite.weights import CONFIGS
 
     kwargs: Dict[str, Any] = {}

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
-from perfsuite import report as rp
+from perfsuite.report import markdown as rp
 from perfsuite.errors import PerfsuiteInputError, one_line
 from perfsuite.progress import ProgressBar
 from perfsuite.workloads import SPEEDUPS, Workload

@@ -4,7 +4,7 @@ weights, prepares one path (builds, hybridizes, exports, quantizes: INT8 include
 process of that path at that batch needs; the process that times every path cannot say it, because all the paths,
 the parity models and MXNet's memory pool stay resident in it (its peak grew from 2.5 to 6.2 GB over a run).
 
-Each probe is a perfsuite.worker process (the gate's worker: `prepare`, then `memory`), run in background threads
+Each probe is a perfsuite.gate.worker process (the gate's worker: `prepare`, then `memory`), run in background threads
 so that `perfsuite run` can overlap them with its parity checks; no probe runs while anything is timed.
 """
 
@@ -41,7 +41,7 @@ def _package_root() -> str:
 
 def probe(w: Workload, register: Optional[List[Any]] = None, timeout_s: float = PROBE_TIMEOUT_S) -> Dict[str, Any]:
     """One fresh process for workload `w`: its peak RSS, or the reason it has none (skip or error)."""
-    from perfsuite.worker import WorkerError, WorkerProcess
+    from perfsuite.gate.worker import WorkerError, WorkerProcess
 
     t0 = time.perf_counter()
     out: Dict[str, Any] = {"workload": {"model": w.model, "path": w.path, "task": w.task, "batch": w.batch,

@@ -172,6 +172,6 @@ def _env_header(config: pytest.Config) -> str:
 
 
 def skip_unless_runnable(reason: Optional[str]) -> None:
-    """pytest.skip(reason) when reason is set; reasons come from perfsuite.env / perfsuite.parity.skip_reason."""
+    """pytest.skip(reason) when reason is set; reasons come from perfsuite.env / perfsuite.parity.ops.skip_reason."""
     if reason:
         pytest.skip(reason)

@@ -91,7 +91,8 @@ def add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
-    from perfsuite import gate, gate_report
+    from perfsuite.gate import gate
+    from perfsuite.gate import summary as gate_report
 
     opts = gate.GateOptions(
         baseline=args.baseline, candidate=args.candidate, profile=args.profile, threshold=args.threshold,
@@ -141,7 +142,7 @@ def add_explain_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from perfsuite import explain as ex
+    from perfsuite.gate import explain as ex
     from perfsuite.results import write_json_atomic
 
     if args.json:
@@ -191,7 +192,7 @@ def add_bisect_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bisect(args: argparse.Namespace) -> int:
-    from perfsuite import explain as ex
+    from perfsuite.gate import explain as ex
     from perfsuite.results import write_json_atomic
 
     import math

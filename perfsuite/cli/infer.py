@@ -97,7 +97,7 @@ def _infer_encode(args: argparse.Namespace, cfg: Any, numbered: list, sentences:
 def _cmd_infer(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from perfsuite.model_parity import model_weights, with_embedding
+    from perfsuite.parity.model import model_weights, with_embedding
     from perfsuite.models import load_weights_file
     from perfsuite.paths.model import MODEL_PATHS, prepare
     from perfsuite.validate import check_batch_size, check_choice

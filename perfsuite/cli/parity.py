@@ -24,7 +24,7 @@ def add_parity_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run the op-level parity grid (interleaved attention, softmax with length, LayerNorm, GELU, "
             "FullyConnected, bias+GELU fusion) on the installed MXNet, each case under its precision mode's "
-            "MXNET_* flags and judged by the tolerance table (perfsuite/tolerance.py). Prints one row per "
+            "MXNET_* flags and judged by the tolerance table (perfsuite/parity/tolerance.py). Prints one row per "
             "(path, mode, device): the shapes run, the worst error/bound ratio (< 1 passes) and the verdict. "
             "GPU rows skip with the exact reason on CPU builds."
         ),
@@ -72,7 +72,8 @@ def add_parity_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _select_cases(args: argparse.Namespace) -> list:
-    from perfsuite import parity, tolerance
+    from perfsuite.parity import ops as parity
+    from perfsuite.parity import tolerance
     from perfsuite.validate import check_choice
 
     for d in args.device:
@@ -109,7 +110,7 @@ def format_parity_table(rows: Sequence[Any]) -> str:
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-    from perfsuite import tolerance
+    from perfsuite.parity import tolerance
 
     _check_parity_options(args)
     if args.tolerances:
@@ -135,7 +136,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         return EXIT_OK
     check_json_folder(args.json, args.force)
 
-    from perfsuite import parity
+    from perfsuite.parity import ops as parity
 
     print(f"perfsuite parity: {info.describe_mxnet()} (mx {info.mxnet_version}), "
           f"{'CUDA' if info.is_cuda_build else 'CPU'} build, {len(cases)} cases", file=sys.stderr)
@@ -158,7 +159,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
 
 def _model_cases(args: argparse.Namespace) -> list:
-    from perfsuite.model_parity import ModelCase
+    from perfsuite.parity.model import ModelCase
     from perfsuite.paths.model import MODEL_PATHS
     from perfsuite.validate import check_choice
     from perfsuite.weights import CONFIGS
@@ -210,7 +211,7 @@ def format_model_table(outcomes: Sequence[Any]) -> str:
 
 
 def _cmd_model_parity(args: argparse.Namespace, info: Any, gpu_note: str) -> int:
-    from perfsuite.model_parity import run_model_cases
+    from perfsuite.parity.model import run_model_cases
 
     if args.custom_pass_lib and not os.path.isfile(args.custom_pass_lib):
         raise PerfsuiteInputError(f"--custom-pass-lib {args.custom_pass_lib!r} does not exist")

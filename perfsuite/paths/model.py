@@ -80,8 +80,8 @@ MODEL_PATHS: Dict[str, PathSpec] = {
 #: INT8 quantization recipes (mxnet.contrib.quantization.quantize_net_v2 settings). "gluonnlp" calibrates with
 #: GluonNLP 0.10's own BertLayerCollector (calib_mode 'customize': min/max per layer output, GELU outputs clipped
 #: at 10 and LayerNorm outputs at -50, GluonNLP's BERT INT8 recipe), which finds its layers by GluonNLP's node names.
-#: The default is the best configuration that meets the INT8 task criterion (perfsuite.int8_task), chosen by
-#: `python -m perfsuite.int8_study` (README: INT8).
+#: The default is the best configuration that meets the INT8 task criterion (perfsuite.parity.int8_task), chosen by
+#: `python -m perfsuite.studies.int8_study` (README: INT8).
 INT8_CONFIGS: Dict[str, Dict[str, Any]] = {
     "smart-channel-naive": dict(quantize_mode="smart", quantize_granularity="channel-wise", calib_mode="naive"),
     "smart-channel-entropy": dict(quantize_mode="smart", quantize_granularity="channel-wise", calib_mode="entropy"),

@@ -82,7 +82,7 @@ PROVIDERS: Dict[str, Tuple[str, ...]] = {
 
 #: ONNX Runtime's own INT8: onnxruntime.quantization.quantize_dynamic of the served FP32 model (weights quantized
 #: offline, activations per call; no calibration). The default was chosen by the semantic-search task
-#: (perfsuite.int8_task, 1,500 pydoc sentences, MiniLM): nDCG@10 0.9875 for ORT's defaults (per-tensor QInt8:
+#: (perfsuite.parity.int8_task, 1,500 pydoc sentences, MiniLM): nDCG@10 0.9875 for ORT's defaults (per-tensor QInt8:
 #: fails the 0.99 criterion), 0.9973 per channel, 0.9940 QUInt8, 0.9970 per channel after pre-processing, which
 #: also quantizes the QKV projection and was the fastest (1.97x [1.40, 2.77] vs ORT FP32 at batch 8, seq 64, on 2
 #: busy cores; MXNet's INT8 was 2.72x [2.19, 3.37] vs the same ORT FP32).

@@ -9,7 +9,7 @@ fixes it, the test fails with "fixed: move the case into the regular grid".
 import numpy as np
 import pytest
 
-from perfsuite.parity import OPS, ParityCase, make_inputs, run_case, skip_reason
+from perfsuite.parity.ops import OPS, ParityCase, make_inputs, run_case, skip_reason
 from perfsuite.pytest_plugin import skip_unless_runnable
 
 FLOAT16_MAX = 65504.0

@@ -5,7 +5,7 @@ import functools
 import numpy as np
 import pytest
 
-from perfsuite.model_parity import ModelCase, make_batch, model_weights, run_model_case
+from perfsuite.parity.model import ModelCase, make_batch, model_weights, run_model_case
 from perfsuite.models import minilm_available
 from perfsuite.paths.model import MODEL_PATHS, prepare, skip_reason_path
 from perfsuite.pytest_plugin import skip_unless_runnable
@@ -96,7 +96,7 @@ def test_int8_keeps_99_percent_of_fp32_semantic_search_quality():
     """MLPerf's rule on a task MiniLM's users run: semantic search over 1,500 sentences of CPython's docs,
     nDCG@10 of the INT8 ranking >= 0.99 of FP32's (measured 0.992 on MXNet 1.9.1 with the default recipe)."""
     _skip("minilm", "int8")
-    from perfsuite.model_parity import int8_calibration
+    from perfsuite.parity.model import int8_calibration
 
     case = ModelCase("minilm", "int8", *MODEL_PARITY_SHAPES["minilm"], inputs="text", task="embedding")
     int8 = prepare("int8", case.cfg, model_weights("minilm"), task="embedding", calib_batches=[int8_calibration(case)])
@@ -112,7 +112,7 @@ def test_int8_keeps_99_percent_of_fp32_semantic_search_quality():
 def test_int8_task_fails_for_a_damaged_layer():
     """The task judge is not vacuous: INT8 of a model with one weight tensor's scale off by 2x fails it."""
     _skip("minilm", "int8")
-    from perfsuite.model_parity import int8_calibration, int8_task_result
+    from perfsuite.parity.model import int8_calibration, int8_task_result
 
     case = ModelCase("minilm", "int8", *MODEL_PARITY_SHAPES["minilm"], inputs="text", task="embedding")
     w = dict(model_weights("minilm"))
@@ -155,8 +155,8 @@ def test_gpu_paths(model, path):
 def test_batch_and_padding_invariance(path, batch_size, position, pad_to):
     """A sentence's outputs do not depend on its batch, its position in it, the batch size or the padding."""
     _skip("small", path)
-    from perfsuite.compare import compare
-    from perfsuite.model_parity import model_bound, reference_outputs
+    from perfsuite.parity.check import compare
+    from perfsuite.parity.model import model_bound, reference_outputs
 
     cfg = CONFIGS["small"]
     rng = np.random.default_rng(11)

@@ -16,7 +16,7 @@ import pytest
 
 from perfsuite.env import parse_version
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.model_parity import ModelCase, make_batch, model_weights, run_model_case
+from perfsuite.parity.model import ModelCase, make_batch, model_weights, run_model_case
 from perfsuite.models import minilm_available
 from perfsuite.paths import onnx as ox
 from perfsuite.paths.model import MODEL_PATHS, ONNX_PATHS, prepare, skip_reason_path
@@ -169,9 +169,9 @@ def test_ort_int8_quantizes_and_keeps_the_int8_floor():
 @pytest.mark.slow
 @pytest.mark.parity
 def test_ort_int8_keeps_99_percent_of_fp32_semantic_search_quality():
-    """MiniLM through ORT INT8, judged on perfsuite.int8_task like MXNet's INT8 (nDCG@10 >= 0.99 vs FP32)."""
+    """MiniLM through ORT INT8, judged on perfsuite.parity.int8_task like MXNet's INT8 (nDCG@10 >= 0.99 vs FP32)."""
     _skip("onnxruntime_int8", "minilm")
-    from perfsuite.model_parity import int8_task_result
+    from perfsuite.parity.model import int8_task_result
 
     res = int8_task_result(runner("minilm", "embedding", "onnxruntime_int8"))
     assert res.passed, res.message
@@ -195,7 +195,7 @@ def test_perfsuite_imports_and_skips_without_onnx():
     """With onnx and onnxruntime unimportable, perfsuite imports, registers the paths and gives the install command
     as the reason (no module-level import of either; MXNet 1.9.1 itself imports onnx when it is installed)."""
     code = ("import sys; sys.modules['onnx'] = None; sys.modules['onnxruntime'] = None\n"
-            "import perfsuite.paths.model, perfsuite.paths.onnx as ox, perfsuite.model_parity, perfsuite.bench\n"
+            "import perfsuite.paths.model, perfsuite.paths.onnx as ox, perfsuite.parity.model, perfsuite.bench\n"
             "assert 'onnxruntime' in perfsuite.paths.model.MODEL_PATHS\n"
             "print(ox.skip_reason_onnx('onnxruntime'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

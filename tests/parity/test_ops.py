@@ -2,7 +2,7 @@
 
 import pytest
 
-from perfsuite.parity import default_cases, run_case, skip_reason
+from perfsuite.parity.ops import default_cases, run_case, skip_reason
 from perfsuite.pytest_plugin import skip_unless_runnable
 
 CASES = default_cases()

@@ -6,7 +6,7 @@ Each drawn example becomes a ParityCase, so a failure prints the case (path, mod
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfsuite.parity import ParityCase, run_case, skip_reason
+from perfsuite.parity.ops import ParityCase, run_case, skip_reason
 from perfsuite.pytest_plugin import skip_unless_runnable
 
 seeds = st.integers(0, 2 ** 31 - 1)

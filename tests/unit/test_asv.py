@@ -1,4 +1,4 @@
-"""asv pieces: the version comparison (perfsuite.asv_compare), asv.conf.json, and a smoke run of benchmarks/.
+"""asv pieces: the version comparison (perfsuite.report.asv), asv.conf.json, and a smoke run of benchmarks/.
 
 The synthetic result files below copy asv 0.6.6's format field by field from a real file written by
 `asv run --quick` here (.asv/results/<machine>/<commit>-<env>.json): "version": 2, "result_columns",
@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-from perfsuite.asv_compare import compare_versions, load_result_files, main, normalize_version
+from perfsuite.report.asv import compare_versions, load_result_files, main, normalize_version
 from perfsuite.errors import PerfsuiteInputError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from perfsuite import cli, parity
-from perfsuite.compare import compare
+from perfsuite import cli
+from perfsuite.parity import ops as parity
+from perfsuite.parity.check import compare
 
 
 def test_list_selects_by_path_and_mode(capsys):
@@ -72,7 +73,7 @@ def test_nothing_ran_has_its_own_exit_code(capsys):
 
 
 def test_tolerances_lists_every_entry(capsys):
-    from perfsuite.tolerance import TOLERANCES
+    from perfsuite.parity.tolerance import TOLERANCES
 
     assert cli.main(["parity", "--tolerances"]) == 0
     out = capsys.readouterr().out

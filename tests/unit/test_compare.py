@@ -1,11 +1,11 @@
-"""perfsuite.compare: the elementwise judge every parity check goes through."""
+"""perfsuite.parity.check: the elementwise judge every parity check goes through."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from perfsuite.compare import compare
+from perfsuite.parity.check import compare
 
 
 def test_one_wrong_element_in_a_large_output_fails():
@@ -70,7 +70,7 @@ def test_the_message_and_record_name_everything_needed_to_reproduce():
 
 
 def test_assert_within_raises_with_the_explanation():
-    from perfsuite.compare import ParityError, assert_within
+    from perfsuite.parity.check import ParityError, assert_within
 
     assert assert_within(np.ones(3), np.ones(3), 0.0).passed
     with pytest.raises(ParityError, match=r"worst element \(2,\)"):
@@ -89,7 +89,7 @@ def test_nan_where_the_reference_is_finite_fails_and_counts():
 
 
 def test_empty_outputs_pass_as_a_complete_record():
-    from perfsuite.compare import Comparison
+    from perfsuite.parity.check import Comparison
 
     r = compare(np.zeros((0, 3)), np.zeros((0, 3)), 1.0, name="start_logits", context={"batch": 0})
     assert r == Comparison("start_logits", True, (0, 3), None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, {"batch": 0})
@@ -98,7 +98,7 @@ def test_empty_outputs_pass_as_a_complete_record():
 
 
 def test_shape_mismatch_record_fields():
-    from perfsuite.compare import Comparison
+    from perfsuite.parity.check import Comparison
 
     r = compare(np.ones(2), np.ones(3), 1.0, name="y", context={"k": 1})
     assert r == Comparison("y", False, (3,), None, r.worst_actual, r.worst_expected, np.inf, 0.0, np.inf, np.inf,
@@ -124,7 +124,7 @@ def test_a_zero_bound_with_an_error_is_an_infinite_ratio_without_warnings():
 
 
 def test_assert_within_raises_with_the_name_and_context_and_returns_a_pass():
-    from perfsuite.compare import ParityError, assert_within
+    from perfsuite.parity.check import ParityError, assert_within
 
     x = np.ones(4)
     assert assert_within(x, x, np.zeros(4)).passed

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from perfsuite import cli
-from perfsuite import explain as ex
+from perfsuite.gate import explain as ex
 from perfsuite.errors import PerfsuiteInputError
 
 HERE_PY = f"python:{sys.executable}"
@@ -122,7 +122,7 @@ def test_bad_input_exits_2(argv, needle, capsys):
 
 
 def test_model_case_ids_round_trip():
-    from perfsuite.model_parity import ModelCase
+    from perfsuite.parity.model import ModelCase
 
     for case in (ModelCase("bert-base", "exported", 2, 128, seed=2, task="qa"),
                  ModelCase("minilm", "graph_pass", 8, 48, "text", task="embedding")):

@@ -10,8 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from perfsuite import tolerance as tl
-from perfsuite.parity import ParityCase, make_inputs, run_case
+from perfsuite.parity import tolerance as tl
+from perfsuite.parity.ops import ParityCase, make_inputs, run_case
 from perfsuite.paths import ops
 
 SA = (("L", 128), ("B", 2), ("H", 12), ("d", 64))
@@ -175,7 +175,7 @@ def test_fp32_gemm_bound_is_not_loose(path):
     roundings reaches about u/2 of its value, and for the grid's tiny-K cases (K <= 9) the value is within a small
     factor of |A|.|B|, so some element has error/bound >= 1 / (4 (roundings + K)) when the bound is
     (roundings + gamma_K/u) u |A|.|B|. A bound 10x too loose puts every case under its floor."""
-    from perfsuite import parity
+    from perfsuite.parity import ops as parity
 
     cases = [c for c in parity.default_cases(devices=["cpu"]) if c.path == path and c.mode == "float32"
              and _k_of(c) <= 9 and c.dims.get("L", 2) > 1]
@@ -203,7 +203,7 @@ def test_normalization_bounds_are_not_loose(path, mode):
     1 / (2 (roundings + extra u_a/u_s)), i.e. 1/12 and 1/4 for softmax (float32, float16), 1/18 and 1/10 for
     LayerNorm. Measured on MXNet 1.9.1: softmax 0.44 and 0.785, LayerNorm 0.156 and 0.55. A bound 10x too loose
     puts every case under its floor."""
-    from perfsuite import parity
+    from perfsuite.parity import ops as parity
 
     tol = tl.tolerance_for(path, mode)
     floor = 0.5 / (tol.roundings + tol.extra * tl.UNIT_ROUNDOFF[tol.accumulation] / tl.UNIT_ROUNDOFF[tol.storage])

@@ -18,13 +18,15 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from perfsuite import cli, gate, gate_report
+from perfsuite import cli
+from perfsuite.gate import gate
+from perfsuite.gate import summary as gate_report
 from perfsuite.bench import skip_reason_op
 from perfsuite.env import skip_reason_gpu
-from perfsuite.envs import parse_spec, with_exporter
+from perfsuite.gate.venvs import parse_spec, with_exporter
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.workloads import GATE_PROFILES, GateProfile, Target
-from perfsuite.worker import WorkerError, WorkerProcess
+from perfsuite.gate.worker import WorkerError, WorkerProcess
 
 HERE_PY = f"python:{sys.executable}"
 
@@ -595,7 +597,7 @@ def test_an_undecided_workload_says_what_deciding_it_would_take(tmp_path, monkey
 
 
 def test_calibration_pools_aa_sessions_and_resamples_them_through_the_gates_decision():
-    from perfsuite import gate_calibration as gc
+    from perfsuite.gate import calibration as gc
     from perfsuite.stats import SequentialDesign
 
     rng = np.random.default_rng(9)
@@ -628,7 +630,7 @@ def test_calibration_pools_aa_sessions_and_resamples_them_through_the_gates_deci
 
 
 def test_a_resumed_calibration_sets_the_interrupted_gates_folder_aside(tmp_path):
-    from perfsuite import gate_calibration as gc
+    from perfsuite.gate import calibration as gc
 
     (tmp_path / "007-slow").mkdir()
     (tmp_path / "007-slow" / "gate.json").write_text("{}")
@@ -648,7 +650,7 @@ def test_gate_speed_times_both_sides_of_every_round(tmp_path):
     gate median (a budget that ended the gate before its first session once made it crash)."""
     out = tmp_path / "speed.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, "-m", "perfsuite.gate_speed", "--workload", "op:softmax_fp16_safe",
+    p = subprocess.run([sys.executable, "-m", "perfsuite.studies.gate_speed", "--workload", "op:softmax_fp16_safe",
                         "--rounds", "2", "--json", str(out)], env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     doc = json.loads(out.read_text())

@@ -130,14 +130,14 @@ def test_one_copy_of_the_small_text_helpers():
     assert one_line(RuntimeError("a\nb\nc\nd"), lines=3) == "RuntimeError: b | c | d"
     assert len(one_line(ValueError("x" * 900), limit=800)) == 800 and one_line(KeyError()) == "KeyError: "
     assert clock(0) == "0:00" and clock(59.6) == "1:00" and clock(754) == "12:34" and clock(-3) == "0:00"
-    for name in ("gate.py", "runjob.py", "worker.py"):
+    for name in ("gate/gate.py", "run.py", "gate/worker.py"):
         text = (Path(__file__).resolve().parents[2] / "perfsuite" / name).read_text()
         assert "def _clock" not in text and "lines = [ln for ln in str(exc)" not in text, name
 
 
 #: Modules still over the 600-line limit (issue 20: gate.py into the gate's rooms, models.py and env.py): none may
 #: grow.
-OVERSIZE_MODULES = {"gate.py": 993, "models.py": 629, "env.py": 619}
+OVERSIZE_MODULES = {"gate/gate.py": 993, "models.py": 629, "env.py": 619}
 
 
 def test_no_function_over_80_lines_and_no_module_over_600():

@@ -4,7 +4,7 @@ a missing length mask and a wrong graph pass, each fed through the same run_mode
 import numpy as np
 import pytest
 
-from perfsuite.model_parity import ModelCase, make_batch, model_weights, run_model_case
+from perfsuite.parity.model import ModelCase, make_batch, model_weights, run_model_case
 from perfsuite.paths.model import prepare, skip_reason_path
 from perfsuite.pytest_plugin import skip_unless_runnable
 from perfsuite.weights import CONFIGS
@@ -142,7 +142,7 @@ def test_subtle_whole_model_faults_fail_at_the_real_factor(fault, monkeypatch):
     import dataclasses
 
     import perfsuite.reference.bert as reference_bert
-    from perfsuite.model_parity import compare_outputs, model_bound, reference_outputs
+    from perfsuite.parity.model import compare_outputs, model_bound, reference_outputs
 
     model, change_w, change_cfg, tanh = SUBTLE[fault]
     cfg = CONFIGS[model]
@@ -163,7 +163,7 @@ def test_whole_model_bound_is_not_loose():
     """MXNet's correct FP32 BERT uses a visible part of the bound: its error is at least half the precision twin's
     (measured 1-3x the twin's on the small model, all task graphs), i.e. error/bound >= 1 / (2 x factor) on some
     output. A factor 10 times larger puts it under this floor."""
-    from perfsuite.tolerance import MODEL_TOLERANCES
+    from perfsuite.parity.tolerance import MODEL_TOLERANCES
 
     floor = 1 / (2 * MODEL_TOLERANCES["float32"].factor)
     worst = 0.0

@@ -37,8 +37,8 @@ def _lib_api_cc() -> str:
 @pytest.fixture(scope="module")
 def worker_for(tmp_path_factory):
     """A factory: (spec, extra env) -> a worker in a cached environment of that MXNet release."""
-    from perfsuite.envs import ensure_environment, parse_spec, stage_perfsuite
-    from perfsuite.worker import WorkerProcess
+    from perfsuite.gate.venvs import ensure_environment, parse_spec, stage_perfsuite
+    from perfsuite.gate.worker import WorkerProcess
 
     made = []
 

@@ -55,7 +55,7 @@ def test_every_readme_option_exists_in_its_parser(cmd, words, line):
 
 
 def test_readme_specs_parse():
-    from perfsuite.envs import parse_spec
+    from perfsuite.gate.venvs import parse_spec
 
     for cmd, words, line in COMMANDS:
         if cmd not in ("gate", "explain", "bisect"):

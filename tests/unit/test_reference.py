@@ -26,7 +26,7 @@ from perfsuite.reference import (
     softmax,
 )
 
-# Tolerances of this file, each with its reason (perfsuite.tolerance is for the paths under test).
+# Tolerances of this file, each with its reason (perfsuite.parity.tolerance is for the paths under test).
 # float64 reference vs float64 naive loop: both round differently in the last bits of sums of <= 64 terms.
 RTOL_F64_LOOP = 1e-12
 ATOL_F64_LOOP = 1e-12

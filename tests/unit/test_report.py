@@ -8,7 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from perfsuite import cli, comparison, report
+from perfsuite import cli
+from perfsuite.report import comparison
+from perfsuite.report import markdown as report
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.results import write_json_atomic
 from perfsuite.timing import Measurement

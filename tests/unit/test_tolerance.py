@@ -7,7 +7,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from perfsuite import tolerance as tl
+from perfsuite.parity import tolerance as tl
 from perfsuite.errors import PerfsuiteInputError
 
 U16 = tl.UNIT_ROUNDOFF["float16"]

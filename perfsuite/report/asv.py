@@ -6,11 +6,11 @@ environments are MXNet versions (asv.conf.json's matrix). ``asv compare`` and ``
 parameter combination, each MXNet version's value (asv's median for time_* benchmarks, the tracked value for
 track_*, peak RSS for peakmem_*) and its ratio to a baseline version.
 
-    from perfsuite.asv_compare import compare_versions
+    from perfsuite.report.asv import compare_versions
     table = compare_versions(".asv/results", baseline="1.9.1")
     print(table.to_markdown())
 
-or ``python -m perfsuite.asv_compare .asv/results --baseline 1.9.1``.
+or ``python -m perfsuite.report.asv .asv/results --baseline 1.9.1``.
 
 Reads asv 0.6's result format (``"version": 2``, columns named in ``"result_columns"``): a value ``NaN``
 means asv skipped the combination (setup raised NotImplementedError), ``null`` that it failed.
@@ -417,7 +417,7 @@ def _match_baseline(baseline: str, versions: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------------------------------------ CLI
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options of `perfsuite asv-compare` / `python -m perfsuite.asv_compare`."""
+    """The options of `perfsuite asv-compare` / `python -m perfsuite.report.asv`."""
     parser.add_argument("results_dir", nargs="?", default=".asv/results",
                         help="asv results folder, or one machine's folder in it (default: .asv/results)")
     parser.add_argument("--baseline", default="1.9.1", help="MXNet version to divide by (default: 1.9.1)")
@@ -454,7 +454,7 @@ def run_args(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = add_arguments(argparse.ArgumentParser(
-        prog="python -m perfsuite.asv_compare",
+        prog="python -m perfsuite.report.asv",
         description="Compare MXNet versions (asv environments) from asv result files."))
     args = parser.parse_args(argv)
     try:

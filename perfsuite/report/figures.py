@@ -1,5 +1,5 @@
-"""The data a report is drawn from, shared by the Markdown report (perfsuite.report), its plots (perfsuite.plots)
-and comparisons of several results (perfsuite.comparison): a result's measurements and label, the price table and
+"""The data a report is drawn from, shared by the Markdown report (perfsuite.report.markdown), its plots (perfsuite.report.plots)
+and comparisons of several results (perfsuite.report.comparison): a result's measurements and label, the price table and
 the cost per 1M requests, each workload's figures, and the (model, task, sequence length) groups of a report."""
 
 from __future__ import annotations

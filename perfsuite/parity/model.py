@@ -17,8 +17,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from perfsuite import tolerance as tl
-from perfsuite.compare import Comparison, compare
+from perfsuite.parity import tolerance as tl
+from perfsuite.parity.check import Comparison, compare
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.paths.model import MODEL_PATHS, Runner, check_selection, prepare, skip_reason_path
 from perfsuite.weights import CONFIGS, BertConfig, Weights, expected_shapes, random_weights
@@ -245,7 +245,7 @@ def int8_calibration(case: ModelCase) -> Batch:
     """What the INT8 path calibrates on: the task corpus's calibration split (disjoint from the evaluated
     sentences) for the task case, else a seeded batch of the case's kind."""
     if int8_task_applies(case):
-        from perfsuite import int8_task as it
+        from perfsuite.parity import int8_task as it
         from perfsuite.models import Tokenizer, load_minilm
 
         calib, _ = it.splits()
@@ -257,7 +257,7 @@ def int8_calibration(case: ModelCase) -> Batch:
 @functools.lru_cache(maxsize=2)
 def _fp32_task_embeddings() -> np.ndarray:
     """FP32 (hybridized) MiniLM embeddings of the task's evaluation sentences, once per process."""
-    from perfsuite import int8_task as it
+    from perfsuite.parity import int8_task as it
     from perfsuite.models import Tokenizer, load_minilm
 
     _, evals = it.splits()
@@ -266,9 +266,9 @@ def _fp32_task_embeddings() -> np.ndarray:
 
 
 def int8_task_result(int8_runner: Runner, n_eval: Optional[int] = None) -> Any:
-    """perfsuite.int8_task.run_retrieval_task for an INT8 MiniLM embedding runner (on the first n_eval evaluation
+    """perfsuite.parity.int8_task.run_retrieval_task for an INT8 MiniLM embedding runner (on the first n_eval evaluation
     sentences when given: only for tests of the judge; the criterion is stated for all of them)."""
-    from perfsuite import int8_task as it
+    from perfsuite.parity import int8_task as it
     from perfsuite.models import Tokenizer, load_minilm
 
     _, evals = it.splits()
@@ -304,7 +304,7 @@ def run_model_case(case: ModelCase, runner: Optional[Runner] = None, batch: Opti
     context = {"model": case.model, "path": case.path, "task": case.task, "batch": case.batch,
                "seq_len": case.seq_len, "inputs": case.inputs, "seed": case.seed}
     if spec.judged_by == "agreement":
-        from perfsuite.int8_task import head_figures
+        from perfsuite.parity.int8_task import head_figures
 
         if int8_task_applies(case):  # real weights and a task users run: the MLPerf-style criterion
             res = int8_task_result(runner)

@@ -1,7 +1,7 @@
 """`perfsuite gate`: is a candidate MXNet as correct and as fast as the baseline? A verdict with statistics and an
 exit code, for CI.
 
-1. Environments: one per SPEC (perfsuite.envs: built with uv, cached, reused; or an existing interpreter).
+1. Environments: one per SPEC (perfsuite.gate.venvs: built with uv, cached, reused; or an existing interpreter).
 2. Parity: perfsuite's op grid and whole-model cases run in both environments (in worker processes) and are
    matched case by case: pass on the baseline and fail on the candidate is a *regression* (blocks); fail on both
    is *pre-existing* (blocks only with --strict); fail then pass is a *fix*; skipped on one side only is reported
@@ -18,7 +18,7 @@ exit code, for CI.
    summaries), optionally JUnit XML; exit 0 safe, 1 regression, 2 the gate could not run or decide.
 
 With an ONNX Runtime candidate (onnxruntime==X.Y: a migration off MXNet) the candidate's environment holds that
-ONNX Runtime and the MXNet that exports the model (perfsuite.envs.with_exporter); each MXNet path is compared with
+ONNX Runtime and the MXNet that exports the model (perfsuite.gate.venvs.with_exporter); each MXNet path is compared with
 its ONNX Runtime counterpart (perfsuite.paths.model.ORT_COUNTERPARTS) in parity and latency, under the baseline's
 names, and the op grid is not run (ONNX Runtime does not run MXNet operators).
 """
@@ -118,7 +118,7 @@ class GateOutcome:
 # ------------------------------------------------------------------------------------------------ validation
 def validate(opts: GateOptions) -> Tuple[Any, Any, Any]:
     """Check every option before any work; returns (baseline spec, candidate spec, profile)."""
-    from perfsuite.envs import INSTALLERS, check_interpreter, parse_spec, with_exporter
+    from perfsuite.gate.venvs import INSTALLERS, check_interpreter, parse_spec, with_exporter
     from perfsuite.workloads import GATE_PROFILES
 
     base = parse_spec(opts.baseline, "--baseline")
@@ -332,7 +332,7 @@ class _Gate:
         return str(self.out_dir / "logs" / f"{name}.log")
 
     def start_worker(self, side: str, tag: str, cpus: Optional[List[int]] = None) -> Any:
-        from perfsuite.worker import WorkerProcess
+        from perfsuite.gate.worker import WorkerProcess
 
         w = WorkerProcess(self.envs[side].python, f"{side} worker ({self.envs[side].spec.label}, {tag})",
                           pythonpath=self.pythonpath, env=self.worker_env, log_path=self._log(f"{side}-{tag}"),
@@ -347,7 +347,7 @@ class _Gate:
 
     # -------------------------------------------------------------------------------- phases
     def run(self) -> GateOutcome:
-        from perfsuite.envs import ensure_environment, stage_perfsuite
+        from perfsuite.gate.venvs import ensure_environment, stage_perfsuite
 
         opts = self.opts
         self.out_dir = reserve_out_dir(opts, self.base_spec.label, self.cand_spec.label)
@@ -446,7 +446,7 @@ class _Gate:
         for side, w in ws.items():
             reply = w.receive(_PARITY_TIMEOUT_S, "parity")
             if not reply.get("ok"):
-                from perfsuite.worker import WorkerError
+                from perfsuite.gate.worker import WorkerError
 
                 raise WorkerError(f"{w.name}: parity could not run: {reply.get('error')}")
             cases[side] = reply["cases"]
@@ -810,7 +810,7 @@ class _Gate:
 
     # -------------------------------------------------------------------------------- verdict
     def _finish(self) -> GateOutcome:
-        from perfsuite import gate_report
+        from perfsuite.gate import summary as gate_report
 
         verdict = decide(self.doc, strict=self.opts.strict)
         self.doc["verdict"] = verdict
@@ -941,7 +941,7 @@ def decide(doc: Dict[str, Any], strict: bool = False) -> Dict[str, Any]:
 def run_gate(opts: GateOptions, err: Optional[TextIO] = None) -> GateOutcome:
     """Run the gate. Errors of the gate itself (an install failure, a crashed or hung worker, Ctrl-C) are saved
     in gate.json with status 'error' or 'interrupted' before they propagate."""
-    from perfsuite.worker import WorkerError
+    from perfsuite.gate.worker import WorkerError
 
     err = err if err is not None else sys.stderr
     g = _Gate(opts, err)  # validates: bad input raises here, before anything is written
@@ -958,7 +958,7 @@ def run_gate(opts: GateOptions, err: Optional[TextIO] = None) -> GateOutcome:
             try:
                 g.save()
                 if g.out_dir is not None and not isinstance(exc, (KeyboardInterrupt,)):
-                    from perfsuite import gate_report
+                    from perfsuite.gate import summary as gate_report
 
                     gate_report.write_outputs(g.doc, g.out_dir, opts.junit_xml)
             except Exception:

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from perfsuite.figures import (group_title, by_group, label, measurements, ordered_paths, price_label, doc_prices, slug,
+from perfsuite.report.figures import (group_title, by_group, label, measurements, ordered_paths, price_label, doc_prices, slug,
                                workload_figures)
 
 __all__ = ["make_plots", "comparison_plots"]

@@ -10,7 +10,7 @@ measure one call), ``time`` (one block of calls of a prepared target: time per c
 ``inject`` slows it by a known fraction, for testing the gate only), ``release`` (drop a prepared target),
 ``memory`` (peak and current resident memory, after more calls of a prepared target), ``quit``.
 Replies carry ``ok``; a failed request replies ``{"ok": false, "error": ..., "kind": "input" | "error"}`` and the
-worker stays alive. `WorkerProcess` is the driver's side: it starts ``python -m perfsuite.worker`` in an
+worker stays alive. `WorkerProcess` is the driver's side: it starts ``python -m perfsuite.gate.worker`` in an
 environment and sends requests with a timeout, so a crash or a hang becomes an exception naming the worker.
 """
 
@@ -76,8 +76,8 @@ def _hello(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
-    from perfsuite import parity
-    from perfsuite.model_parity import ModelCase, own_pass_selection, run_model_cases
+    from perfsuite.parity import ops as parity
+    from perfsuite.parity.model import ModelCase, own_pass_selection, run_model_cases
     from perfsuite.paths.model import MODEL_PATHS
 
     ops = req.get("ops", "all")
@@ -230,8 +230,8 @@ def _profile(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _trace(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
-    """Where a whole-model case departs from the reference: perfsuite.trace.trace_case, run here."""
-    from perfsuite.trace import trace_case
+    """Where a whole-model case departs from the reference: perfsuite.parity.trace.trace_case, run here."""
+    from perfsuite.parity.trace import trace_case
 
     return {"points": trace_case(req["case"])}
 
@@ -343,7 +343,7 @@ class WorkerProcess:
         self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL
         try:
             # cwd: `python -m` puts the working folder first on sys.path; run where only the staged perfsuite is
-            self.proc = subprocess.Popen([python, "-m", "perfsuite.worker"], stdin=subprocess.PIPE,
+            self.proc = subprocess.Popen([python, "-m", "perfsuite.gate.worker"], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=self._log, env=environ, bufsize=0,
                                          start_new_session=True, cwd=pythonpath or None)
         except OSError as exc:

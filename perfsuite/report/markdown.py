@@ -1,5 +1,5 @@
-"""Reports of `perfsuite run` results: the figures users want, as Markdown tables (plots: perfsuite.plots;
-comparisons of several results: perfsuite.comparison).
+"""Reports of `perfsuite run` results: the figures users want, as Markdown tables (plots: perfsuite.report.plots;
+comparisons of several results: perfsuite.report.comparison).
 
 A results file (format 'perfsuite-results') holds raw samples plus metadata; every figure here is computed from
 those samples when the report is rendered, so `perfsuite report` re-renders or compares saved results exactly
@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.figures import (PRICES, USER_PRICE, GroupKey, cost_per_million, group_title, by_group, label,
+from perfsuite.report.figures import (PRICES, USER_PRICE, GroupKey, cost_per_million, group_title, by_group, label,
                                measurements, memory_mib, ordered_paths, price_label, doc_prices, slug, workload_figures)
 from perfsuite.results import read_result, write_text_atomic
 from perfsuite.tables import clock
@@ -368,7 +368,7 @@ def _mem_cell(entry: Optional[Dict[str, Any]]) -> str:
 
 
 def _int8_quality_lines(doc: Dict[str, Any]) -> List[str]:
-    """What INT8's speed-up costs, beside it: the semantic-search task result (perfsuite.int8_task)."""
+    """What INT8's speed-up costs, beside it: the semantic-search task result (perfsuite.parity.int8_task)."""
     q = ((doc.get("parity") or {}).get("int8_quality")) or {}
     if not q:
         return []
@@ -466,7 +466,7 @@ def render(doc: Dict[str, Any], out_dir: "os.PathLike[str] | str") -> Tuple[Path
 
 
 def _plots():
-    from perfsuite import plots
+    from perfsuite.report import plots
 
     return plots
 
@@ -474,7 +474,7 @@ def _plots():
 def readme_excerpt(doc: Dict[str, Any], command: str = "perfsuite run") -> str:
     """The README's "measured here" paragraph and table, from one quick-profile result: how long the run took, the
     machine and MXNet, hybridized and INT8 latency, the INT8 speed-up over oneDNN FP32 and memory per path at the
-    probed batch sizes. `python -m perfsuite.report --readme RESULTS` prints it (README figures regenerate)."""
+    probed batch sizes. `python -m perfsuite.report.markdown --readme RESULTS` prints it (README figures regenerate)."""
     env = doc.get("env") or {}
     ms = measurements(doc)
     fig = {(m.workload["path"], m.workload["batch"]): m for m in ms}
@@ -506,10 +506,10 @@ def _clock(seconds: Optional[float]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """`python -m perfsuite.report --readme RESULTS`: print the README's measured paragraph from a saved run."""
+    """`python -m perfsuite.report.markdown --readme RESULTS`: print the README's measured paragraph from a saved run."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m perfsuite.report",
+    parser = argparse.ArgumentParser(prog="python -m perfsuite.report.markdown",
                                      description="Print the README's 'measured here' paragraph and table from a "
                                                  "saved 'perfsuite run' result (quick profile).")
     parser.add_argument("--readme", required=True, metavar="RESULTS", help="a results folder or its results.json")

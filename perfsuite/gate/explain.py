@@ -32,7 +32,7 @@ import numpy as np
 
 from perfsuite.env import usable_cpus
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.trace import TRACE_NODES, parse_model_case_id, trace_case
+from perfsuite.parity.trace import TRACE_NODES, parse_model_case_id, trace_case
 
 __all__ = ["trace_case", "parse_model_case_id", "explain", "bisect", "release_versions", "TRACE_NODES",
            "EXPLAIN_FORMAT", "BISECT_FORMAT", "check_case_id", "parity_groups"]
@@ -42,7 +42,7 @@ BISECT_FORMAT = "perfsuite-bisect"
 
 
 def _check_installer(installer: str) -> None:
-    from perfsuite.envs import INSTALLERS
+    from perfsuite.gate.venvs import INSTALLERS
 
     if installer not in INSTALLERS:
         raise PerfsuiteInputError(f"--installer {installer!r}; allowed: {', '.join(INSTALLERS)}")
@@ -51,7 +51,7 @@ def _check_installer(installer: str) -> None:
 def check_case_id(case_id: str) -> None:
     """A parity case id explain can trace: an op case of perfsuite's grid or a whole-model case id."""
     if case_id.startswith("op:"):
-        from perfsuite import parity
+        from perfsuite.parity import ops as parity
 
         ids = {f"op:{c.id}" for c in parity.default_cases(devices=["cpu", "gpu"])}
         if case_id not in ids:
@@ -67,7 +67,7 @@ def check_case_id(case_id: str) -> None:
 def parity_groups() -> List[str]:
     """The groups a parity:<group> check may name: op groups (path/mode/device and its prefixes) and model groups
     (model/path/task and its prefixes)."""
-    from perfsuite import parity
+    from perfsuite.parity import ops as parity
     from perfsuite.models import TASKS
     from perfsuite.paths.model import MODEL_PATHS
     from perfsuite.weights import CONFIGS
@@ -86,7 +86,7 @@ class _Envs:
     """Environments and workers for explain/bisect (the gate's machinery; operator bulking off for the profiler)."""
 
     def __init__(self, installer: str = "uv", err: TextIO = sys.stderr, threads: Optional[int] = None) -> None:
-        from perfsuite.envs import stage_perfsuite
+        from perfsuite.gate.venvs import stage_perfsuite
 
         self.installer, self.err = installer, err
         self.pythonpath = str(stage_perfsuite())
@@ -101,7 +101,7 @@ class _Envs:
         self.cache: Dict[str, Any] = {}
 
     def env(self, spec_text: str, variant: str = "") -> Any:
-        from perfsuite.envs import ensure_environment, parse_spec
+        from perfsuite.gate.venvs import ensure_environment, parse_spec
 
         key = f"{spec_text}|{variant}"
         if key not in self.cache:
@@ -113,7 +113,7 @@ class _Envs:
         return self.cache[key]
 
     def worker(self, env: Any, name: str) -> Any:
-        from perfsuite.worker import WorkerProcess
+        from perfsuite.gate.worker import WorkerProcess
 
         w = WorkerProcess(env.python, name, pythonpath=self.pythonpath, env=self.worker_env)
         reply = w.request({"cmd": "hello"}, 180)
@@ -247,7 +247,7 @@ def _bisect_plan(good: str, bad: str, check: str, threshold: float, budget_s: fl
     releases from --good towards --bad)."""
     from packaging.version import InvalidVersion, Version
 
-    from perfsuite.envs import parse_spec
+    from perfsuite.gate.venvs import parse_spec
 
     g, b = parse_spec(good, "--good"), parse_spec(bad, "--bad")
     if g.kind != "requirement" or b.kind != "requirement" or g.dist != b.dist:
@@ -379,7 +379,7 @@ def bisect(good: str, bad: str, check: str, threshold: float = 0.05, budget_s: f
 def _check_latency(envs: _Envs, good: str, spec: str, target: str, threshold: float, budget_s: float,
                    err: TextIO) -> Tuple[Optional[bool], str]:
     """A small gate on one target: is `spec` slower than `good` beyond the threshold? (the gate's statistics)"""
-    from perfsuite import gate
+    from perfsuite.gate import gate
     from perfsuite.workloads import GATE_PROFILES, GateProfile
 
     name = f"bisect-{abs(hash(target)) % 10 ** 6}"
@@ -407,7 +407,7 @@ def explain(baseline: str, candidate: str, workload: Optional[str] = None, parit
             rounds: int = 4, installer: str = "uv", allow_same: bool = False,
             err: TextIO = sys.stderr) -> Dict[str, Any]:
     """`perfsuite explain`: attribute a latency change (workload) or a parity difference (case) to operators."""
-    from perfsuite.envs import check_interpreter, parse_spec
+    from perfsuite.gate.venvs import check_interpreter, parse_spec
 
     if (workload is None) == (parity is None):
         raise PerfsuiteInputError("give exactly one of --workload TARGET and --parity CASE")

@@ -12,8 +12,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.figures import GroupKey, group_title, label, measurements, slug
-from perfsuite.report import (SPEEDUP_THRESHOLD, align_rows, fmt_ms, format_speedup, md_table, mkldnn_note,
+from perfsuite.report.figures import GroupKey, group_title, label, measurements, slug
+from perfsuite.report.markdown import (SPEEDUP_THRESHOLD, align_rows, fmt_ms, format_speedup, md_table, mkldnn_note,
                               speedup_ratio)
 from perfsuite.results import write_text_atomic
 from perfsuite.stats import Comparison, compare_runs
@@ -119,7 +119,7 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
     side_labels = [labels[g[0]] if len(g) == 1 else f"{label(docs[g[0]])} ({len(g)} runs)" for g in groups]
     base_side = next(j for j, g in enumerate(groups) if baseline in g)
     base_label = side_labels[base_side]
-    from perfsuite.plots import comparison_plots
+    from perfsuite.report.plots import comparison_plots
 
     plots = comparison_plots(docs, labels, out_dir)
 

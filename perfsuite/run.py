@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from perfsuite import __version__
-from perfsuite import report as rp
+from perfsuite.report import markdown as rp
 from perfsuite.errors import PerfsuiteInputError, one_line
 from perfsuite.measure_pass import MIN_SAMPLES, PROFILE_TIMING, Timing, measure_all, speedup_groups
 from perfsuite.progress import ProgressBar
@@ -146,8 +146,8 @@ def apply_default_threads(environ: Optional[Dict[str, str]] = None) -> str:
 # ------------------------------------------------------------------------------------------------ parity
 def _parity(paths: Sequence[str], stream: TextIO, int8_task: bool = True) -> Dict[str, Any]:
     """The op grid (CPU, quick) and the whole-model check of each selected path on the small model."""
-    from perfsuite import parity
-    from perfsuite.model_parity import ModelCase, run_model_cases
+    from perfsuite.parity import ops as parity
+    from perfsuite.parity.model import ModelCase, run_model_cases
 
     t0 = time.perf_counter()
     outcomes = parity.run_cases(parity.default_cases(devices=["cpu"], quick=True))
@@ -161,7 +161,7 @@ def _parity(paths: Sequence[str], stream: TextIO, int8_task: bool = True) -> Dic
     model, batch, seq = PARITY_MODEL
     lib, passes = None, ()
     if "graph_pass" in paths:
-        from perfsuite.model_parity import own_pass_selection
+        from perfsuite.parity.model import own_pass_selection
 
         lib, passes, _ = own_pass_selection()
     t0 = time.perf_counter()
@@ -192,8 +192,8 @@ def _parity(paths: Sequence[str], stream: TextIO, int8_task: bool = True) -> Dic
 
 
 def _int8_quality(stream: TextIO) -> Dict[str, Any]:
-    """What INT8's speed-up costs: the MLPerf-style task result (MiniLM semantic search, perfsuite.int8_task)."""
-    from perfsuite.model_parity import ModelCase, int8_calibration, int8_task_result, model_weights
+    """What INT8's speed-up costs: the MLPerf-style task result (MiniLM semantic search, perfsuite.parity.int8_task)."""
+    from perfsuite.parity.model import ModelCase, int8_calibration, int8_task_result, model_weights
     from perfsuite.models import minilm_available
     from perfsuite.paths.model import prepare, skip_reason_path
     from perfsuite.weights import CONFIGS

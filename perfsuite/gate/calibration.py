@@ -3,7 +3,7 @@ environments), some with a known slowdown injected into ONE workload of the cand
 `--inject-target`: a busy-wait proportional to each timed call's own duration), give per-workload detection rates,
 and a pool of real A/A sessions, resampled through the gate's own decision code, gives the false-alarm rate.
 
-    python -m perfsuite.gate_calibration --spec mxnet==1.9.1 --profile quick --aa 10 \\
+    python -m perfsuite.gate.calibration --spec mxnet==1.9.1 --profile quick --aa 10 \\
         --inject 0.02@model:bert-base/hybridized/classification/b1/L128 --inject 0.02@random-op --gates 10 \\
         --resample 10000 --out results/gate-calibration
 
@@ -108,7 +108,7 @@ def resample(pooled: Dict[str, List[float]], design: Any, n_gates: int, threshol
              seed: int = 0) -> Dict[str, Any]:
     """Resampled A/A gates through gate.replay: false alarms (any workload slower), SAFE (every workload ruled
     out within the design's sessions), and sessions to a decision per workload."""
-    from perfsuite.gate import replay
+    from perfsuite.gate.gate import replay
 
     rng = np.random.default_rng(seed)
     tids = sorted(t for t, v in pooled.items() if len(v) >= 2)
@@ -253,7 +253,7 @@ def _set_aside_interrupted(out: Path, name: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m perfsuite.gate_calibration", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m perfsuite.gate.calibration", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     p.add_argument("--spec", default="mxnet==1.9.1", help="the MXNet on both sides (default mxnet==1.9.1)")
     p.add_argument("--profile", default="quick", help="the gate profile (default quick)")
@@ -274,7 +274,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from perfsuite import gate
+    from perfsuite.gate import gate
     from perfsuite.env import read_cpu_model, usable_cpus
     from perfsuite.workloads import GATE_PROFILES
 
@@ -351,7 +351,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _one_gate(args: argparse.Namespace, out: Path, name: str, seed: int, inject: float,
               into: Optional[str]) -> Dict[str, Any]:
     """One real gate of the calibration (an interrupted earlier attempt's folder set aside), as its summary."""
-    from perfsuite import gate
+    from perfsuite.gate import gate
 
     opts = gate.GateOptions(baseline=args.spec, candidate=args.spec, allow_same=True, profile=args.profile,
                             inject_slowdown=inject, inject_targets=(into,) if into else (), seed=seed,

@@ -1,6 +1,6 @@
 """Op-level parity checks: one registry of cases, run the same way by pytest, hypothesis and `perfsuite parity`.
 
-A case names a path (an MXNet optimized op), a precision mode (perfsuite.tolerance.MODES), a device and a shape.
+A case names a path (an MXNet optimized op), a precision mode (perfsuite.parity.tolerance.MODES), a device and a shape.
 Running it draws seeded inputs at realistic BERT scales, rounds them to the storage dtype, feeds the *same*
 values to the MXNet path (under the mode's MXNET_* flags) and to the float64 NumPy reference, and compares under
 the bound from the tolerance table. `run_case(case, impl=...)` swaps in another implementation with the path's
@@ -17,8 +17,8 @@ import numpy as np
 
 from perfsuite import env as _env
 from perfsuite import reference as ref
-from perfsuite import tolerance as tl
-from perfsuite.compare import Comparison, compare
+from perfsuite.parity import tolerance as tl
+from perfsuite.parity.check import Comparison, compare
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.paths import ops
 

@@ -5,7 +5,7 @@ median), and times perfsuite's own callable for the same workload with `perfsuit
 (perfsuite.bench.timed + perfsuite.timing.time_callable), in alternating rounds in one process. Each round gives one
 ratio perfsuite / hand loop; the rounds are compared with perfsuite.stats.compare_paired.
 
-    python -m perfsuite.timer_check --rounds 8          # BERT-base, batch 1, sequence length 128
+    python -m perfsuite.studies.timer_check --rounds 8          # BERT-base, batch 1, sequence length 128
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from perfsuite.timing import mxnet_sync, time_callable
     from perfsuite.workloads import Workload
 
-    p = argparse.ArgumentParser(prog="python -m perfsuite.timer_check", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m perfsuite.studies.timer_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--rounds", type=int, default=8)

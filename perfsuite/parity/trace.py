@@ -1,7 +1,7 @@
 """Where a whole-model case departs from the float64 reference, layer by layer: the exported task graph run with
 its intermediate values as outputs (GluonNLP's node names) and each compared with the NumPy reference's own
 intermediate value under the twin-based bound. Used by `perfsuite explain --parity` in the gate's worker processes
-(perfsuite.worker's "trace" request), so it imports nothing of the driver's side."""
+(perfsuite.gate.worker's "trace" request), so it imports nothing of the driver's side."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ _CASE_RE = re.compile(r"^(?:model:)?(?P<model>.+)-(?P<path>[a-z0-9_]+)-(?P<task>
 
 def parse_model_case_id(case_id: str) -> Any:
     """'model:small-exported-embedding-b4-L64-random-s0' -> ModelCase."""
-    from perfsuite.model_parity import ModelCase
+    from perfsuite.parity.model import ModelCase
 
     m = _CASE_RE.match(case_id)
     if not m:
@@ -56,8 +56,8 @@ def trace_case(case_id: str) -> List[Dict[str, Any]]:
     NumPy reference's (valid positions only; bound: 16x the float32 twin's error per sentence + 8 ulps)."""
     import mxnet as mx
 
-    from perfsuite import tolerance as tl
-    from perfsuite.model_parity import make_batch, model_weights
+    from perfsuite.parity import tolerance as tl
+    from perfsuite.parity.model import make_batch, model_weights
     from perfsuite.paths.model import INPUT_NAMES, prepare
     from perfsuite.reference.bert import forward, trace_points
 

@@ -1,10 +1,10 @@
 """Which INT8 recipe keeps 99 % of FP32's quality, and at what speed? Every configuration of
 perfsuite.paths.model.INT8_CONFIGS is calibrated on the corpus's calibration split, judged on the semantic-search
-task (perfsuite.int8_task: nDCG@10, recall@10, Spearman, cosine) and timed against oneDNN FP32 in alternation
+task (perfsuite.parity.int8_task: nDCG@10, recall@10, Spearman, cosine) and timed against oneDNN FP32 in alternation
 (counterbalanced rounds in one process; the speed-up with its interval from perfsuite.stats). A benchmark, not a
 test: a few minutes on 2 cores.
 
-    python -m perfsuite.int8_study --out results/int8-study.json
+    python -m perfsuite.studies.int8_study --out results/int8-study.json
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ __all__ = ["main", "study"]
 
 def study(configs: Sequence[str], rounds: int = 6, batch: int = 8, seq_len: int = 64,
           log: Any = sys.stderr) -> List[Dict[str, Any]]:
-    from perfsuite import int8_task as it
-    from perfsuite.model_parity import model_weights
+    from perfsuite.parity import int8_task as it
+    from perfsuite.parity.model import model_weights
     from perfsuite.models import Tokenizer, load_minilm
     from perfsuite.paths.model import prepare
     from perfsuite.stats import compare_paired
@@ -68,7 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from perfsuite.results import write_json_atomic
     from perfsuite.tables import table
 
-    p = argparse.ArgumentParser(prog="python -m perfsuite.int8_study", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m perfsuite.studies.int8_study", description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default=",".join(INT8_CONFIGS), help="comma-separated INT8_CONFIGS names")
     p.add_argument("--rounds", type=int, default=6, help="alternating rounds for the speed-up (default 6)")
     p.add_argument("--out", default=None, help="also write the rows as JSON here")

@@ -6,7 +6,7 @@ real A/A gate on that workload alone (this interpreter on both sides: fresh work
 pairs of blocks), and keeps each one's median per call. A round is one unit (each side a fresh process); the ratio
 gate / standalone comes from perfsuite.stats.compare_paired over rounds.
 
-    python -m perfsuite.gate_speed --workload model:bert-base/hybridized/classification/b1/L128 --rounds 8
+    python -m perfsuite.studies.gate_speed --workload model:bert-base/hybridized/classification/b1/L128 --rounds 8
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def standalone_median(target: str) -> Dict[str, Any]:
 
 def _gate_session(target: str, threads: int) -> Dict[str, Any]:
     """Two sessions of an A/A gate on `target` alone; the median per call over both sides' clean pairs."""
-    from perfsuite import gate
+    from perfsuite.gate import gate
     from perfsuite.workloads import GATE_PROFILES, GateProfile
 
     name = "gate-speed"
@@ -77,10 +77,10 @@ def _gate_session(target: str, threads: int) -> Dict[str, Any]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from perfsuite import gate
+    from perfsuite.gate import gate
     from perfsuite.stats import compare_paired
 
-    p = argparse.ArgumentParser(prog="python -m perfsuite.gate_speed", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m perfsuite.studies.gate_speed", description=__doc__.split("\n\n")[0],
                                 allow_abbrev=False)
     p.add_argument("--workload", default="model:bert-base/hybridized/classification/b1/L128",
                    help="a gate target (default BERT-base b1 L128, hybridized)")
@@ -101,7 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         got: Dict[str, Dict[str, Any]] = {}
         for who in (("standalone", "gate") if r % 2 == 0 else ("gate", "standalone")):
             if who == "standalone":
-                out = subprocess.run([sys.executable, "-m", "perfsuite.gate_speed", "--standalone", args.workload],
+                out = subprocess.run([sys.executable, "-m", "perfsuite.studies.gate_speed", "--standalone", args.workload],
                                      env=env, capture_output=True, text=True, check=True)
                 got[who] = json.loads(out.stdout.strip().splitlines()[-1])
             else:

@@ -415,9 +415,9 @@ GRAPH_PASS_VS_BASE = ModelTolerance("float32", 2.0, 8.0,
                                     "rewritten nodes' rounding may differ")
 
 # INT8 is not an approximation of FP32 to within rounding: it is judged by what users observe, MLPerf-style (the
-# quantized model must keep >= 99 % of the FP32 model's quality on a task: perfsuite.int8_task, semantic search
+# quantized model must keep >= 99 % of the FP32 model's quality on a task: perfsuite.parity.int8_task, semantic search
 # with real MiniLM weights on real text, nDCG@10 >= 0.99). Where no task exists (seeded random heads, random
-# weights) INT8 is described by figures (perfsuite.int8_task.head_figures: argmax flips, flips among confident
+# weights) INT8 is described by figures (perfsuite.parity.int8_task.head_figures: argmax flips, flips among confident
 # inputs) that are not a quality criterion: random heads put many inputs near ties. One floor catches INT8 that
 # broke outright where an embedding is returned: measured on MXNet 1.9.1 a working INT8 keeps the minimum
 # embedding cosine at 0.95-0.99 (small random model, real MiniLM), while INT8 that lost its calibration
