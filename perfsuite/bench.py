@@ -16,8 +16,13 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from perfsuite import __version__
+from perfsuite.env import collect_env, skip_reason_gpu
+from perfsuite.errors import PerfsuiteInputError
+from perfsuite.parity.model import model_weights
+from perfsuite.passes import build_pass_library, skip_reason_passes
 from perfsuite.paths.model import MODEL_PATHS, Runner, prepare, skip_reason_path
 from perfsuite.timing import Measurement, Sample, mxnet_sync, peak_rss_bytes, peak_rss_reset, time_callable
+from perfsuite.weights import CONFIGS
 from perfsuite.workloads import OP_BENCHMARKS, Workload
 
 __all__ = ["batch_for", "runner_for", "timed", "measure", "gemm_peak_gflops", "skip_reason_workload",
@@ -34,7 +39,6 @@ def skip_reason_workload(w: Workload) -> Optional[str]:
 
         return minilm_available()
     if w.path == "graph_pass":
-        from perfsuite.passes import skip_reason_passes
 
         return skip_reason_passes()
     return None
@@ -52,15 +56,12 @@ def batch_for(w: Workload, seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.nd
 @functools.lru_cache(maxsize=8)
 def runner_for(model: str, path: str, task: str = "classification") -> Tuple[Runner, float]:
     """One prepared runner per (model, path, task graph) per process, and how long preparing it took (seconds)."""
-    from perfsuite.parity.model import model_weights
-    from perfsuite.weights import CONFIGS
 
     kwargs: Dict[str, Any] = {}
     if MODEL_PATHS[path].judged_by == "agreement":  # INT8 calibrates on its own seeded batch
         calib = Workload(model, path, "classification", 16, 128)
         kwargs["calib_batches"] = [batch_for(calib, seed=1000)]
     if path == "graph_pass":
-        from perfsuite.passes import build_pass_library
 
         kwargs.update(pass_library=str(build_pass_library()), passes=["perfsuite_identity_rewrite"])
     t0 = time.perf_counter()
@@ -79,7 +80,6 @@ def timed(w: Workload) -> Tuple[Callable[[], Any], Runner]:
 
 def environment_meta() -> Dict[str, Any]:
     """What a measurement must carry to be comparable later: MXNet build, versions, threads, machine, time."""
-    from perfsuite.env import collect_env
 
     return {"env": collect_env().to_dict(), "perfsuite_version": __version__,
             "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -132,7 +132,6 @@ GPU_ONLY_OPS: Dict[str, str] = {"fc_float16": "float16 FullyConnected has no CPU
 
 def skip_reason_op(name: str) -> Optional[str]:
     """Why op benchmark `name` cannot run here, or None."""
-    from perfsuite.env import skip_reason_gpu
 
     if name in GPU_ONLY_OPS:
         reason = skip_reason_gpu()
@@ -145,7 +144,6 @@ def op_context(name: str) -> Any:
     """Where op benchmark `name` runs: the GPU on a CUDA build with a visible GPU, else the CPU."""
     import mxnet as mx
 
-    from perfsuite.env import skip_reason_gpu
 
     return mx.cpu() if skip_reason_gpu() else mx.gpu(0)
 
@@ -159,7 +157,6 @@ def op_callable(name: str, batch: int = 8, seq_len: int = 128, heads: int = 12, 
     """(a synchronized callable running op benchmark `name`, the MXNET_* flags it needs set while timed)."""
     import mxnet as mx
 
-    from perfsuite.errors import PerfsuiteInputError
 
     if name not in OP_BENCHMARKS:
         raise PerfsuiteInputError(f"unknown op benchmark {name!r}; allowed: {', '.join(OP_BENCHMARKS)}")

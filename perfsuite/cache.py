@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from perfsuite.errors import PerfsuiteInputError
 
 __all__ = ["cache_root", "check_cache_root"]
 
@@ -22,7 +23,6 @@ def cache_root() -> Path:
 def check_cache_root() -> Path:
     """The cache root, refused before any work when it cannot be one: a file, or a folder that cannot be written
     (or created). The error names the variable that chose it."""
-    from perfsuite.errors import PerfsuiteInputError
 
     root = cache_root()
     source = ("PERFSUITE_CACHE_DIR" if os.environ.get("PERFSUITE_CACHE_DIR")

@@ -16,9 +16,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
-from perfsuite.report import markdown as rp
+from perfsuite import bench, timing as tm
 from perfsuite.errors import PerfsuiteInputError, one_line
 from perfsuite.progress import ProgressBar
+from perfsuite.report import markdown as rp
+from perfsuite.stats import min_units_paired
 from perfsuite.workloads import SPEEDUPS, Workload
 
 __all__ = ["MIN_SAMPLES", "Timing", "PROFILE_TIMING", "planned_rounds", "speedup_groups", "group_paths",
@@ -42,7 +44,6 @@ class Timing:
     gemm_repeat: int = 15  # the peak is the best of this many: on a shared machine some will have both cores
 
     def __post_init__(self) -> None:
-        from perfsuite.stats import min_units_paired
 
         if self.min_repeat < MIN_SAMPLES:
             raise PerfsuiteInputError(f"min_repeat must be >= {MIN_SAMPLES}")
@@ -174,7 +175,6 @@ def measure_all(doc: Dict[str, Any], workloads: List[Workload], reasons: Dict[Wo
     A progress bar shows each step as it completes, its ETA from the planned rounds (_Plan)."""
     import gc
 
-    from perfsuite import bench
 
     steps = _steps(workloads, reasons, groups)
     plan = _Plan(timing, doc["gemm_peak_gflops"])
@@ -205,7 +205,6 @@ def measure_all(doc: Dict[str, Any], workloads: List[Workload], reasons: Dict[Wo
 def _measure_alone(doc: Dict[str, Any], w: Workload, reason: Optional[str], timing: Timing,
                    bar: ProgressBar) -> str:
     """A workload of no speed-up pair, timed alone (bench.measure); the progress text of the step."""
-    from perfsuite import bench
 
     if reason:
         doc["skipped"].append({"id": w.id, "workload": workload_dict(w), "reason": reason})
@@ -234,8 +233,6 @@ def _measure_group(doc: Dict[str, Any], key: Tuple[str, str, int, int], pairs: L
     """One (model, task, seq_len, batch): its paths timed in counterbalanced alternation (planned_rounds). Each
     path's samples are its latency measurement and, paired by round, the speed-ups between them. A path that
     raises is recorded as an error and the others are timed again without it. Returns the step's progress text."""
-    from perfsuite import bench
-    from perfsuite import timing as tm
 
     model, task, seq, batch = key
     gid = f"{model}/{task}/b{batch}/L{seq}"

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from perfsuite.errors import PerfsuiteInputError, one_line
+from perfsuite.gate.worker import WorkerError, WorkerProcess
 from perfsuite.workloads import Workload
+import perfsuite
 
 __all__ = ["MemoryProbes", "probe", "target_id", "PROBE_TIMEOUT_S", "PROBE_CALLS"]
 
@@ -34,14 +36,12 @@ def target_id(w: Workload) -> str:
 
 def _package_root() -> str:
     """The folder holding the perfsuite package this process runs: the probe imports the same code."""
-    import perfsuite
 
     return str(Path(perfsuite.__file__).resolve().parent.parent)
 
 
 def probe(w: Workload, register: Optional[List[Any]] = None, timeout_s: float = PROBE_TIMEOUT_S) -> Dict[str, Any]:
     """One fresh process for workload `w`: its peak RSS, or the reason it has none (skip or error)."""
-    from perfsuite.gate.worker import WorkerError, WorkerProcess
 
     t0 = time.perf_counter()
     out: Dict[str, Any] = {"workload": {"model": w.model, "path": w.path, "task": w.task, "batch": w.batch,

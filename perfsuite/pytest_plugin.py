@@ -32,6 +32,7 @@ import os
 from typing import List, Optional
 
 import pytest
+from perfsuite.env import collect_env
 
 __all__ = ["skip_unless_runnable", "benchmarks_timed", "benchmark_mode"]
 
@@ -158,7 +159,6 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
 
 def _env_header(config: pytest.Config) -> str:
     try:
-        from perfsuite.env import collect_env
 
         info = collect_env()
         feats = ",".join(k for k in ("CUDA", "CUDNN", "MKLDNN", "BLAS_MKL", "BLAS_OPEN") if info.features.get(k))

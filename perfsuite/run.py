@@ -24,13 +24,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from perfsuite import __version__
-from perfsuite.report import markdown as rp
+from perfsuite import __version__, bench, timing as tm
+from perfsuite.env import collect_env, usable_cpus
 from perfsuite.errors import PerfsuiteInputError, one_line
 from perfsuite.measure_pass import MIN_SAMPLES, PROFILE_TIMING, Timing, measure_all, speedup_groups
+from perfsuite.memory import MemoryProbes
+from perfsuite.outputs import check_output_folder, check_writable_anchor, reserve_folder
+from perfsuite.parity import ops as parity
+from perfsuite.parity.model import (ModelCase, int8_calibration, int8_task_result, model_weights, own_pass_selection,
+                                    run_model_cases)
+from perfsuite.paths.model import prepare, skip_reason_path
 from perfsuite.progress import ProgressBar
+from perfsuite.report import markdown as rp
 from perfsuite.results import write_json_atomic
-from perfsuite.tables import clock
+from perfsuite.tables import clock, table
+from perfsuite.weights import CONFIGS
 from perfsuite.workloads import MODEL_PARITY_SHAPES, PROFILES, Workload, select
 
 __all__ = ["Timing", "PROFILE_TIMING", "RunOptions", "RunOutcome", "plan", "run_job", "ProgressBar",
@@ -108,14 +116,12 @@ def plan(opts: RunOptions) -> Tuple[List[Workload], Timing]:
             raise PerfsuiteInputError(f"--memory-batch {','.join(map(str, opts.memory_batches)) or '(empty)'}: each "
                                       f"must be a selected batch size ({', '.join(map(str, chosen))})")
     if opts.out is not None:
-        from perfsuite.outputs import check_output_folder
 
         if (Path(opts.out) / "results.json").exists():
             raise PerfsuiteInputError(f"--out {opts.out!r} already holds results.json; choose another folder (or "
                                       "re-render it with 'perfsuite report')")
         check_output_folder(opts.out, "--out")
     else:
-        from perfsuite.outputs import check_writable_anchor
 
         check_writable_anchor(Path("results"), "the default results folder")
     return workloads, t
@@ -132,7 +138,6 @@ def apply_default_threads(environ: Optional[Dict[str, str]] = None) -> str:
     environ = os.environ if environ is None else environ
     if "OMP_NUM_THREADS" in environ:
         return f"OMP_NUM_THREADS={environ['OMP_NUM_THREADS']} was set by the caller."
-    from perfsuite.env import usable_cpus
 
     n = usable_cpus()
     if "mxnet" in sys.modules:
@@ -146,8 +151,6 @@ def apply_default_threads(environ: Optional[Dict[str, str]] = None) -> str:
 # ------------------------------------------------------------------------------------------------ parity
 def _parity(paths: Sequence[str], stream: TextIO, int8_task: bool = True) -> Dict[str, Any]:
     """The op grid (CPU, quick) and the whole-model check of each selected path on the small model."""
-    from perfsuite.parity import ops as parity
-    from perfsuite.parity.model import ModelCase, run_model_cases
 
     t0 = time.perf_counter()
     outcomes = parity.run_cases(parity.default_cases(devices=["cpu"], quick=True))
@@ -161,7 +164,6 @@ def _parity(paths: Sequence[str], stream: TextIO, int8_task: bool = True) -> Dic
     model, batch, seq = PARITY_MODEL
     lib, passes = None, ()
     if "graph_pass" in paths:
-        from perfsuite.parity.model import own_pass_selection
 
         lib, passes, _ = own_pass_selection()
     t0 = time.perf_counter()
@@ -193,10 +195,7 @@ def _parity(paths: Sequence[str], stream: TextIO, int8_task: bool = True) -> Dic
 
 def _int8_quality(stream: TextIO) -> Dict[str, Any]:
     """What INT8's speed-up costs: the MLPerf-style task result (MiniLM semantic search, perfsuite.parity.int8_task)."""
-    from perfsuite.parity.model import ModelCase, int8_calibration, int8_task_result, model_weights
     from perfsuite.models import minilm_available
-    from perfsuite.paths.model import prepare, skip_reason_path
-    from perfsuite.weights import CONFIGS
 
     reason = skip_reason_path("int8") or minilm_available()
     if reason:
@@ -239,7 +238,6 @@ def _print_parity(ops: Dict[str, Any], mod: Dict[str, Any], stream: TextIO) -> N
 
 
 def _print_rows(rows: List[Tuple[str, ...]], stream: TextIO) -> None:
-    from perfsuite.tables import table
 
     for line in table(rows[0], rows[1:], "simple").splitlines():
         print("  " + line.rstrip(), file=stream)
@@ -270,8 +268,6 @@ def _new_doc(opts: RunOptions, workloads: List[Workload], timing: Timing, info: 
 
 def _machine_figures(doc: Dict[str, Any], timing: Timing, out: TextIO) -> None:
     """The timer's own overhead and this machine's FP32 GEMM peak."""
-    from perfsuite import bench
-    from perfsuite import timing as tm
 
     doc["timer_overhead"] = tm.timer_overhead()
     doc["gemm_peak_runs_gflops"].append(bench.gemm_peak_gflops(timing.gemm_n, repeat=timing.gemm_repeat))
@@ -309,9 +305,6 @@ def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO
     err = err if err is not None else sys.stderr
     workloads, timing = plan(opts)
 
-    from perfsuite import bench
-    from perfsuite.env import collect_env
-    from perfsuite.outputs import reserve_folder
 
     info = collect_env()
     default = default_out_dir(info.mxnet_dist_version)
@@ -380,7 +373,6 @@ def _start_probes(mem: List[Workload], err: TextIO) -> Any:
     checks and are all done before anything is timed; None when there is nothing to probe."""
     if not mem:
         return None
-    from perfsuite.memory import MemoryProbes
 
     print(f"memory probes: {len(mem)} fresh processes (one per path at batch "
           f"{', '.join(str(b) for b in sorted({w.batch for w in mem}))}), alongside the parity checks", file=err)

@@ -12,7 +12,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.paths.model import MODEL_PATHS, check_selection
-from perfsuite.weights import CONFIGS, BertConfig
+from perfsuite.validate import MAX_BATCH_SIZE
+from perfsuite.weights import BertConfig, CONFIGS
 
 __all__ = ["SEQ_LENS", "BATCH_SIZES", "TASKS", "Workload", "Profile", "PROFILES", "select", "bert_flops",
            "SPEEDUPS", "CPU_PATHS", "GPU_PATHS", "MODEL_PARITY_SHAPES", "ASV_GRIDS", "asv_params", "Target",
@@ -153,7 +154,6 @@ def select(profile: str = "quick", models: Optional[Sequence[str]] = None, paths
     if profile not in PROFILES:
         raise PerfsuiteInputError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
     p = PROFILES[profile]
-    from perfsuite.validate import MAX_BATCH_SIZE
 
     for b in batch_sizes or ():
         if not isinstance(b, int) or not 1 <= b <= MAX_BATCH_SIZE:

@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Callable, Optional, Sequence
 
+from perfsuite import __version__
 from perfsuite.cli.common import EXIT_FAILED, EXIT_NOTHING_RAN, EXIT_OK, EXIT_UNDECIDED, EXIT_USAGE, PROG
 from perfsuite.cli.gate import add_bisect_parser, add_explain_parser, add_gate_parser
 from perfsuite.cli.infer import add_infer_parser
@@ -42,7 +43,6 @@ _PARSER_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``perfsuite`` argument parser with every registered subcommand."""
-    from perfsuite import __version__
 
     parser = argparse.ArgumentParser(
         prog=PROG, allow_abbrev=False,

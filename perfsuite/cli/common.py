@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Optional
+from perfsuite.outputs import check_output_file
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_NOTHING_RAN", "EXIT_UNDECIDED", "MAX_ROUNDS", "SPEC_HELP",
            "PROG", "TASKS", "csv_list", "check_json_folder"]
@@ -33,6 +34,5 @@ def csv_list(value: str) -> list[str]:
 def check_json_folder(path: Optional[str], force: bool = False) -> None:
     """--json FILE: refused before any work when it exists (unless --force) or its folder cannot be written."""
     if path:
-        from perfsuite.outputs import check_output_file
 
         check_output_file(path, "--json", force=force)

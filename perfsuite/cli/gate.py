@@ -7,11 +7,13 @@ import sys
 
 from perfsuite.cli.common import EXIT_NOTHING_RAN, EXIT_OK, MAX_ROUNDS, SPEC_HELP, check_json_folder, csv_list
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.gate import explain as ex, gate, summary as gate_report
+from perfsuite.results import write_json_atomic
+from perfsuite.workloads import GATE_PROFILES
 
 
 def add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``perfsuite gate``."""
-    from perfsuite.workloads import GATE_PROFILES
 
     profiles = "; ".join(f"{g.name}: {g.doc}" for g in GATE_PROFILES.values())
     parser = subparsers.add_parser(
@@ -91,8 +93,6 @@ def add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
-    from perfsuite.gate import gate
-    from perfsuite.gate import summary as gate_report
 
     opts = gate.GateOptions(
         baseline=args.baseline, candidate=args.candidate, profile=args.profile, threshold=args.threshold,
@@ -142,8 +142,6 @@ def add_explain_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from perfsuite.gate import explain as ex
-    from perfsuite.results import write_json_atomic
 
     if args.json:
         check_json_folder(args.json, force=args.force)
@@ -192,8 +190,6 @@ def add_bisect_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bisect(args: argparse.Namespace) -> int:
-    from perfsuite.gate import explain as ex
-    from perfsuite.results import write_json_atomic
 
     import math
 

@@ -9,6 +9,12 @@ from typing import Any, Tuple
 
 from perfsuite.cli.common import EXIT_OK, TASKS, csv_list
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.outputs import check_output_file
+from perfsuite.parity.model import model_weights, with_embedding
+from perfsuite.paths.model import MODEL_PATHS, prepare
+from perfsuite.results import write_atomic
+from perfsuite.validate import check_batch_size, check_choice
+from perfsuite.weights import CONFIGS
 
 
 def add_infer_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -97,13 +103,8 @@ def _infer_encode(args: argparse.Namespace, cfg: Any, numbered: list, sentences:
 def _cmd_infer(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from perfsuite.parity.model import model_weights, with_embedding
     from perfsuite.models import load_weights_file
-    from perfsuite.paths.model import MODEL_PATHS, prepare
-    from perfsuite.validate import check_batch_size, check_choice
-    from perfsuite.weights import CONFIGS
 
-    from perfsuite.outputs import check_output_file
 
     check_choice("model", args.model, list(CONFIGS))
     check_choice("task", args.task, TASKS)
@@ -139,7 +140,6 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         parts.append(out[key].astype(np.float32))
         print(f"  {min(start + args.batch_size, len(sentences))}/{len(sentences)}", file=sys.stderr)
     result = np.concatenate(parts)
-    from perfsuite.results import write_atomic
 
     write_atomic(os.path.abspath(args.output), lambda fh: np.save(fh, result), binary=True)
     print(f"wrote {args.output} {result.shape}")

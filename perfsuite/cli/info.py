@@ -6,7 +6,10 @@ import argparse
 import json
 from typing import Any
 
+from perfsuite import env
 from perfsuite.cli.common import EXIT_OK
+from perfsuite.outputs import print_format
+from perfsuite.tables import table
 
 
 def add_info_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -61,19 +64,16 @@ def format_env_table(info: Any) -> str:
         ("platform", info.platform),
         ("MXNET_* flags set", _format_value(info.mxnet_flags)),
     ]
-    from perfsuite.tables import table
 
     return "\n".join(ln.rstrip() for ln in table(["", ""], rows, "plain").splitlines()[1:])
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
     """Print the environment as a table or JSON."""
-    from perfsuite.env import collect_env  # lazy: keeps `perfsuite --help` fast
 
-    from perfsuite.outputs import print_format
 
     fmt = print_format(args.json, args.format, "table", "info")
-    info = collect_env()
+    info = env.collect_env()
     if fmt == "json":
         print(json.dumps(info.to_dict(), indent=2))
     else:

@@ -7,8 +7,18 @@ import os
 import sys
 from typing import Any, Dict, Optional, Sequence
 
+from perfsuite import env
 from perfsuite.cli.common import EXIT_FAILED, EXIT_NOTHING_RAN, EXIT_OK, TASKS, check_json_folder, csv_list
+from perfsuite.env import skip_reason_gpu
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.parity import ops as parity, tolerance
+from perfsuite.parity.model import ModelCase, run_model_cases
+from perfsuite.paths.model import MODEL_PATHS
+from perfsuite.results import write_json_atomic
+from perfsuite.tables import table
+from perfsuite.validate import check_choice
+from perfsuite.weights import CONFIGS
+from perfsuite.workloads import MODEL_PARITY_SHAPES
 
 
 PARITY_FORMAT = "perfsuite-parity"
@@ -72,9 +82,6 @@ def add_parity_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _select_cases(args: argparse.Namespace) -> list:
-    from perfsuite.parity import ops as parity
-    from perfsuite.parity import tolerance
-    from perfsuite.validate import check_choice
 
     for d in args.device:
         check_choice("device", d, ("cpu", "gpu"))
@@ -91,7 +98,6 @@ def _select_cases(args: argparse.Namespace) -> list:
 
 def _text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Aligned terminal columns, through the one table writer."""
-    from perfsuite.tables import table
 
     return "\n".join(ln.rstrip() for ln in table(header, rows, "simple").splitlines())
 
@@ -110,15 +116,13 @@ def format_parity_table(rows: Sequence[Any]) -> str:
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-    from perfsuite.parity import tolerance
 
     _check_parity_options(args)
     if args.tolerances:
         print(tolerance.describe_table())
         return EXIT_OK
-    from perfsuite.env import collect_env, skip_reason_gpu
 
-    info = collect_env()
+    info = env.collect_env()
     gpu_note = ""
     if args.device is None:
         gpu_reason = skip_reason_gpu(info)
@@ -136,7 +140,6 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         return EXIT_OK
     check_json_folder(args.json, args.force)
 
-    from perfsuite.parity import ops as parity
 
     print(f"perfsuite parity: {info.describe_mxnet()} (mx {info.mxnet_version}), "
           f"{'CUDA' if info.is_cuda_build else 'CPU'} build, {len(cases)} cases", file=sys.stderr)
@@ -159,10 +162,6 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
 
 def _model_cases(args: argparse.Namespace) -> list:
-    from perfsuite.parity.model import ModelCase
-    from perfsuite.paths.model import MODEL_PATHS
-    from perfsuite.validate import check_choice
-    from perfsuite.weights import CONFIGS
 
     for m in args.model:
         check_choice("model", m, list(CONFIGS))
@@ -176,7 +175,6 @@ def _model_cases(args: argparse.Namespace) -> list:
         raise PerfsuiteInputError(f"--task is empty; allowed: {', '.join(TASKS)}")
     for t in tasks:
         check_choice("task", t, list(TASKS))
-    from perfsuite.workloads import MODEL_PARITY_SHAPES
 
     def shape(m: str) -> tuple:
         b, L = MODEL_PARITY_SHAPES[m]
@@ -211,7 +209,6 @@ def format_model_table(outcomes: Sequence[Any]) -> str:
 
 
 def _cmd_model_parity(args: argparse.Namespace, info: Any, gpu_note: str) -> int:
-    from perfsuite.parity.model import run_model_cases
 
     if args.custom_pass_lib and not os.path.isfile(args.custom_pass_lib):
         raise PerfsuiteInputError(f"--custom-pass-lib {args.custom_pass_lib!r} does not exist")
@@ -248,7 +245,6 @@ def _report(outcomes: Sequence[Any], info: Any, gpu_note: str, json_path: Option
     if gpu_note:
         print(gpu_note)
     if json_path:
-        from perfsuite.results import write_json_atomic
 
         write_json_atomic(json_path, {"format": PARITY_FORMAT, "format_version": PARITY_FORMAT_VERSION,
                                       "env": info.to_dict(), **extra, "cases": [o.to_dict() for o in outcomes]})

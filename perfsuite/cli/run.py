@@ -7,8 +7,11 @@ import json
 import sys
 from typing import Optional, Sequence
 
+from perfsuite import run as runjob
 from perfsuite.cli.common import EXIT_OK, PROG, csv_list
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.outputs import check_output_folder, reserve_folder
+from perfsuite.report import asv as asv_compare, comparison, markdown as report
 
 
 def _list_option(option: str, values: Optional[list]) -> Optional[list]:
@@ -97,7 +100,6 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from perfsuite import run as runjob
 
     opts = runjob.RunOptions(
         profile=args.profile, models=_list_option("--model", args.model), paths=_list_option("--path", args.path),
@@ -146,12 +148,10 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from perfsuite.report import markdown as report
 
     if not 1 <= args.baseline <= len(args.results):
         raise PerfsuiteInputError(f"--baseline {args.baseline}: allowed 1 to {len(args.results)} (the position of "
                                   "one of the RESULTS given)")
-    from perfsuite.outputs import check_output_folder, reserve_folder
 
     docs = [report.load(r) for r in args.results]
     _refuse_duplicate_runs(docs, args.results)
@@ -174,7 +174,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
         path, plots = report.render(docs[0], out_dir)
         print(report.text_summary(docs[0]))
     else:
-        from perfsuite.report import comparison
 
         comparison.check_comparable(docs, allow_different_machines=args.allow_different_machines)
         default = comparison.default_compare_dir()
@@ -207,7 +206,6 @@ def _refuse_duplicate_runs(docs: Sequence[dict], given: Sequence[str]) -> None:
 
 def add_asv_compare_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``perfsuite asv-compare`` (MXNet versions side by side from asv results)."""
-    from perfsuite.report import asv as asv_compare
 
     parser = subparsers.add_parser(
         "asv-compare", help="MXNet versions side by side from asv results, with ratios to a baseline version",

@@ -35,8 +35,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from perfsuite.bench import skip_reason_op
+from perfsuite.env import read_cpu_model, usable_cpus
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.gate import gate
+from perfsuite.gate.gate import replay
 from perfsuite.results import write_json_atomic, write_text_atomic
+from perfsuite.stats import SequentialDesign
+from perfsuite.tables import table
+from perfsuite.workloads import GATE_PROFILES
 
 __all__ = ["main", "summarize", "render", "resample", "plan", "parse_inject"]
 
@@ -108,7 +115,6 @@ def resample(pooled: Dict[str, List[float]], design: Any, n_gates: int, threshol
              seed: int = 0) -> Dict[str, Any]:
     """Resampled A/A gates through gate.replay: false alarms (any workload slower), SAFE (every workload ruled
     out within the design's sessions), and sessions to a decision per workload."""
-    from perfsuite.gate.gate import replay
 
     rng = np.random.default_rng(seed)
     tids = sorted(t for t, v in pooled.items() if len(v) >= 2)
@@ -191,7 +197,6 @@ def _fmt_rate(r: Optional[Dict[str, Any]]) -> str:
 
 
 def render(doc: Dict[str, Any]) -> str:
-    from perfsuite.tables import table
 
     s = doc["summary"]
     lines = [f"# Gate calibration: {doc['spec']}, profile {doc['profile']}", "",
@@ -274,9 +279,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from perfsuite.gate import gate
-    from perfsuite.env import read_cpu_model, usable_cpus
-    from perfsuite.workloads import GATE_PROFILES
 
     args = _parser().parse_args(argv)
     try:
@@ -309,7 +311,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 and old.get("profile") == args.profile):
             doc = old
     ops = [t for t in known if t.startswith("op:")]
-    from perfsuite.bench import skip_reason_op
 
     ops = [t for t in ops if not skip_reason_op(t[3:])] or ops
     rng = np.random.default_rng(len(doc["runs"]))
@@ -351,7 +352,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _one_gate(args: argparse.Namespace, out: Path, name: str, seed: int, inject: float,
               into: Optional[str]) -> Dict[str, Any]:
     """One real gate of the calibration (an interrupted earlier attempt's folder set aside), as its summary."""
-    from perfsuite.gate import gate
 
     opts = gate.GateOptions(baseline=args.spec, candidate=args.spec, allow_same=True, profile=args.profile,
                             inject_slowdown=inject, inject_targets=(into,) if into else (), seed=seed,
@@ -368,7 +368,6 @@ def _one_gate(args: argparse.Namespace, out: Path, name: str, seed: int, inject:
 
 def _finish(doc: Dict[str, Any], path: Path, resamples: int) -> None:
     """Resample the A/A pool through the gate's decision, write calibration.json and .md, print the report."""
-    from perfsuite.stats import SequentialDesign
 
     design_doc = next((r["design"] for r in doc["runs"] if r.get("design")), None)
     if design_doc and resamples:

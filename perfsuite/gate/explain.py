@@ -30,9 +30,18 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
+from perfsuite.cache import check_cache_root
 from perfsuite.env import usable_cpus
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.gate import gate
+from perfsuite.gate.venvs import INSTALLERS, check_interpreter, ensure_environment, parse_spec, stage_perfsuite
+from perfsuite.gate.worker import WorkerProcess
+from perfsuite.parity import ops as parity
 from perfsuite.parity.trace import TRACE_NODES, parse_model_case_id, trace_case
+from perfsuite.paths.model import MODEL_PATHS
+from perfsuite.tables import table
+from perfsuite.weights import CONFIGS, minilm_dir
+from perfsuite.workloads import GATE_PROFILES, GateProfile, Target
 
 __all__ = ["trace_case", "parse_model_case_id", "explain", "bisect", "release_versions", "TRACE_NODES",
            "EXPLAIN_FORMAT", "BISECT_FORMAT", "check_case_id", "parity_groups"]
@@ -42,7 +51,6 @@ BISECT_FORMAT = "perfsuite-bisect"
 
 
 def _check_installer(installer: str) -> None:
-    from perfsuite.gate.venvs import INSTALLERS
 
     if installer not in INSTALLERS:
         raise PerfsuiteInputError(f"--installer {installer!r}; allowed: {', '.join(INSTALLERS)}")
@@ -51,7 +59,6 @@ def _check_installer(installer: str) -> None:
 def check_case_id(case_id: str) -> None:
     """A parity case id explain can trace: an op case of perfsuite's grid or a whole-model case id."""
     if case_id.startswith("op:"):
-        from perfsuite.parity import ops as parity
 
         ids = {f"op:{c.id}" for c in parity.default_cases(devices=["cpu", "gpu"])}
         if case_id not in ids:
@@ -67,10 +74,7 @@ def check_case_id(case_id: str) -> None:
 def parity_groups() -> List[str]:
     """The groups a parity:<group> check may name: op groups (path/mode/device and its prefixes) and model groups
     (model/path/task and its prefixes)."""
-    from perfsuite.parity import ops as parity
     from perfsuite.models import TASKS
-    from perfsuite.paths.model import MODEL_PATHS
-    from perfsuite.weights import CONFIGS
 
     full = {f"{c.path}/{c.mode}/{c.device}" for c in parity.default_cases(devices=["cpu", "gpu"])}
     full |= {f"{m}/{p}/{t}" for m in CONFIGS for p in MODEL_PATHS for t in TASKS}
@@ -86,14 +90,12 @@ class _Envs:
     """Environments and workers for explain/bisect (the gate's machinery; operator bulking off for the profiler)."""
 
     def __init__(self, installer: str = "uv", err: TextIO = sys.stderr, threads: Optional[int] = None) -> None:
-        from perfsuite.gate.venvs import stage_perfsuite
 
         self.installer, self.err = installer, err
         self.pythonpath = str(stage_perfsuite())
         n = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or usable_cpus()
         self.worker_env = {"OMP_NUM_THREADS": str(n), "MXNET_EXEC_BULK_EXEC_INFERENCE": "0",
                            "MXNET_EXEC_BULK_EXEC_TRAIN": "0"}
-        from perfsuite.weights import minilm_dir
 
         d = minilm_dir()
         if d is not None and d.is_dir():
@@ -101,7 +103,6 @@ class _Envs:
         self.cache: Dict[str, Any] = {}
 
     def env(self, spec_text: str, variant: str = "") -> Any:
-        from perfsuite.gate.venvs import ensure_environment, parse_spec
 
         key = f"{spec_text}|{variant}"
         if key not in self.cache:
@@ -113,7 +114,6 @@ class _Envs:
         return self.cache[key]
 
     def worker(self, env: Any, name: str) -> Any:
-        from perfsuite.gate.worker import WorkerProcess
 
         w = WorkerProcess(env.python, name, pythonpath=self.pythonpath, env=self.worker_env)
         reply = w.request({"cmd": "hello"}, 180)
@@ -128,7 +128,6 @@ def _calls_for(call_s: float, target_s: float = 0.3) -> int:
 def explain_latency(envs: _Envs, base_spec: str, cand_spec: str, target: str, rounds: int = 4,
                     variants: Tuple[str, str] = ("", "")) -> Dict[str, Any]:
     """Profile `target` in both environments in alternating rounds; operators sorted by their part in the change."""
-    from perfsuite.workloads import Target
 
     Target(target)  # validates
     sides = {"baseline": envs.env(base_spec, variants[0]), "candidate": envs.env(cand_spec, variants[1])}
@@ -247,7 +246,6 @@ def _bisect_plan(good: str, bad: str, check: str, threshold: float, budget_s: fl
     releases from --good towards --bad)."""
     from packaging.version import InvalidVersion, Version
 
-    from perfsuite.gate.venvs import parse_spec
 
     g, b = parse_spec(good, "--good"), parse_spec(bad, "--bad")
     if g.kind != "requirement" or b.kind != "requirement" or g.dist != b.dist:
@@ -260,7 +258,6 @@ def _bisect_plan(good: str, bad: str, check: str, threshold: float, budget_s: fl
         raise PerfsuiteInputError(f"--check {check!r}; allowed: parity:<group> (e.g. parity:layer_norm/float16) or "
                                   "latency:<target> (e.g. latency:op:softmax_fp16_safe)")
     if kind == "latency":
-        from perfsuite.workloads import Target
 
         Target(what)
     elif what not in parity_groups():
@@ -272,7 +269,6 @@ def _bisect_plan(good: str, bad: str, check: str, threshold: float, budget_s: fl
         raise PerfsuiteInputError(f"--threshold {threshold!r}: allowed 0 < threshold < 1")
     if not (math.isfinite(budget_s) and budget_s >= 10):
         raise PerfsuiteInputError(f"--time-budget {budget_s!r}: allowed >= 10 seconds")
-    from perfsuite.cache import check_cache_root
 
     check_cache_root()
     gv, bv = (str(g.requirement).split("==", 1)[1], str(b.requirement).split("==", 1)[1])
@@ -379,8 +375,6 @@ def bisect(good: str, bad: str, check: str, threshold: float = 0.05, budget_s: f
 def _check_latency(envs: _Envs, good: str, spec: str, target: str, threshold: float, budget_s: float,
                    err: TextIO) -> Tuple[Optional[bool], str]:
     """A small gate on one target: is `spec` slower than `good` beyond the threshold? (the gate's statistics)"""
-    from perfsuite.gate import gate
-    from perfsuite.workloads import GATE_PROFILES, GateProfile
 
     name = f"bisect-{abs(hash(target)) % 10 ** 6}"
     GATE_PROFILES[name] = GateProfile(name, f"bisect on {target}", (target,), parity_ops="none", parity_models=(),
@@ -407,7 +401,6 @@ def explain(baseline: str, candidate: str, workload: Optional[str] = None, parit
             rounds: int = 4, installer: str = "uv", allow_same: bool = False,
             err: TextIO = sys.stderr) -> Dict[str, Any]:
     """`perfsuite explain`: attribute a latency change (workload) or a parity difference (case) to operators."""
-    from perfsuite.gate.venvs import check_interpreter, parse_spec
 
     if (workload is None) == (parity is None):
         raise PerfsuiteInputError("give exactly one of --workload TARGET and --parity CASE")
@@ -420,12 +413,10 @@ def explain(baseline: str, candidate: str, workload: Optional[str] = None, parit
         raise PerfsuiteInputError(f"--rounds {rounds}: allowed 2 to 1000 (alternating rounds, a median over them)")
     _check_installer(installer)
     if workload is not None:
-        from perfsuite.workloads import Target
 
         Target(workload)  # validates, before any environment is built
     else:
         check_case_id(parity or "")
-    from perfsuite.cache import check_cache_root
 
     check_cache_root()
     for spec, option in ((b, "--baseline"), (c, "--candidate")):
@@ -444,7 +435,6 @@ def explain(baseline: str, candidate: str, workload: Optional[str] = None, parit
 
 def render_explain(doc: Dict[str, Any], top: int = 12) -> str:
     """The explanation as text (tables through perfsuite.tables)."""
-    from perfsuite.tables import table
 
     lines = [f"explain: {doc['baseline']} -> {doc['candidate']} ({doc['seconds']:.0f} s)"]
     if "operators" in doc:
@@ -484,7 +474,6 @@ def render_explain(doc: Dict[str, Any], top: int = 12) -> str:
 
 
 def render_bisect(doc: Dict[str, Any]) -> str:
-    from perfsuite.tables import table
 
     lines = [f"bisect {doc['check']}: {doc['good']} (good) .. {doc['bad']} (bad), {len(doc['releases'])} releases, "
              f"{doc['strategy']}"]

@@ -35,12 +35,24 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
-from perfsuite import __version__
+from perfsuite import __version__, stats
+from perfsuite.cache import check_cache_root
 from perfsuite.env import usable_cpus
 from perfsuite.errors import PerfsuiteInputError, one_line
+from perfsuite.gate import summary as gate_report
+from perfsuite.gate.venvs import (INSTALLERS, check_interpreter, ensure_environment, parse_spec, stage_perfsuite,
+                                  with_exporter)
+from perfsuite.gate.worker import WorkerError, WorkerProcess
+from perfsuite.outputs import check_output_file, check_output_folder, reserve_folder
+from perfsuite.paths.model import ORT_COUNTERPARTS
+from perfsuite.paths.onnx import CACHE_ENV
 from perfsuite.progress import BudgetLine
 from perfsuite.results import write_json_atomic
+from perfsuite.stats import SequentialDesign, compare_sessions, hodges_lehmann, sequential_decision, trimmed_t
 from perfsuite.tables import clock
+from perfsuite.timing import alternation_orders
+from perfsuite.weights import minilm_dir
+from perfsuite.workloads import GATE_PROFILES, Target
 
 __all__ = ["GateOptions", "GateOutcome", "run_gate", "validate", "diff_parity", "decide", "GATE_FORMAT",
            "GATE_FORMAT_VERSION", "EXIT_SAFE", "EXIT_REGRESSION", "EXIT_GATE_ERROR", "EXIT_UNDECIDED",
@@ -118,8 +130,6 @@ class GateOutcome:
 # ------------------------------------------------------------------------------------------------ validation
 def validate(opts: GateOptions) -> Tuple[Any, Any, Any]:
     """Check every option before any work; returns (baseline spec, candidate spec, profile)."""
-    from perfsuite.gate.venvs import INSTALLERS, check_interpreter, parse_spec, with_exporter
-    from perfsuite.workloads import GATE_PROFILES
 
     base = parse_spec(opts.baseline, "--baseline")
     cand = parse_spec(opts.candidate, "--candidate", allow_runtime=True)
@@ -174,16 +184,13 @@ def validate(opts: GateOptions) -> Tuple[Any, Any, Any]:
     if not (opts.parity or opts.latency):
         raise PerfsuiteInputError("--no-parity and --no-latency together leave nothing to check")
     if opts.junit_xml is not None:
-        from perfsuite.outputs import check_output_file
 
         check_output_file(opts.junit_xml, "--junit-xml", force=opts.force)
     elif opts.force:
         raise PerfsuiteInputError("--force applies to --junit-xml, which was not given")
     if opts.out is not None:
-        from perfsuite.outputs import check_output_folder
 
         check_output_folder(opts.out, "--out")
-    from perfsuite.cache import check_cache_root
 
     check_cache_root()  # environments and the staged perfsuite live there
     for spec, option in ((base, "--baseline"), (cand, "--candidate")):  # last: runs the interpreter (~0.1 s)
@@ -196,7 +203,6 @@ def reserve_out_dir(opts: GateOptions, base_label: str, cand_label: str, root: s
     """Create and claim the output folder (perfsuite.outputs.reserve_folder): --out, or a fresh unique folder."""
     import re
 
-    from perfsuite.outputs import reserve_folder
 
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{base_label}-vs-{cand_label}").strip("-")[:80]
     return reserve_folder(opts.out, f"gate-{time.strftime('%Y%m%d-%H%M%S')}-{slug}", root=root)
@@ -299,7 +305,6 @@ class _Gate:
         self.workers: List[Any] = []
         self.targets = self.profile.target_list(self.runtime)
         self.compared = len(self.targets)  # workloads runnable on both sides (known after session 1)
-        from perfsuite.stats import SequentialDesign
 
         self.design = SequentialDesign(confidence=opts.confidence, max_sessions=self.profile.max_sessions,
                                        first_look=min(FIRST_LOOK, self.profile.max_sessions))
@@ -311,7 +316,6 @@ class _Gate:
         # an ONNX Runtime candidate runs the counterpart of each MXNet path the baseline runs
         self.path_map: Dict[str, Dict[str, str]] = {"baseline": {}, "candidate": {}}
         if self.runtime == "onnxruntime":
-            from perfsuite.paths.model import ORT_COUNTERPARTS
 
             self.path_map["candidate"] = dict(ORT_COUNTERPARTS)
 
@@ -332,7 +336,6 @@ class _Gate:
         return str(self.out_dir / "logs" / f"{name}.log")
 
     def start_worker(self, side: str, tag: str, cpus: Optional[List[int]] = None) -> Any:
-        from perfsuite.gate.worker import WorkerProcess
 
         w = WorkerProcess(self.envs[side].python, f"{side} worker ({self.envs[side].spec.label}, {tag})",
                           pythonpath=self.pythonpath, env=self.worker_env, log_path=self._log(f"{side}-{tag}"),
@@ -347,7 +350,6 @@ class _Gate:
 
     # -------------------------------------------------------------------------------- phases
     def run(self) -> GateOutcome:
-        from perfsuite.gate.venvs import ensure_environment, stage_perfsuite
 
         opts = self.opts
         self.out_dir = reserve_out_dir(opts, self.base_spec.label, self.cand_spec.label)
@@ -359,7 +361,6 @@ class _Gate:
         if minilm:
             self.worker_env["PERFSUITE_MINILM_DIR"] = minilm
         if self.runtime == "onnxruntime":  # each session's fresh workers reuse the first export (removed at the end)
-            from perfsuite.paths.onnx import CACHE_ENV
 
             self.worker_env[CACHE_ENV] = str(self.out_dir / "onnx-cache")
         self.doc = {
@@ -446,7 +447,6 @@ class _Gate:
         for side, w in ws.items():
             reply = w.receive(_PARITY_TIMEOUT_S, "parity")
             if not reply.get("ok"):
-                from perfsuite.gate.worker import WorkerError
 
                 raise WorkerError(f"{w.name}: parity could not run: {reply.get('error')}")
             cases[side] = reply["cases"]
@@ -459,7 +459,6 @@ class _Gate:
 
     # -------------------------------------------------------------------------------- latency
     def _latency(self) -> None:
-        from perfsuite.workloads import Target
 
         targets = [_TargetState(t.id) for t in self.targets]
         lat: Dict[str, Any] = {"sessions": [], "targets": {}, "stopped_because": None, "design": None}
@@ -541,8 +540,6 @@ class _Gate:
     def _measure_target(self, index: int, t: _TargetState, ws: Dict[str, Any]) -> None:
         """Prepare `t` in both workers, warm it up on both sides, time its planned clean pairs (a disturbed pair is
         measured again in the same order), release it, and add the session's figure."""
-        from perfsuite.stats import hodges_lehmann
-        from perfsuite.timing import alternation_orders
 
         opts = self.opts
         t0 = time.perf_counter()
@@ -650,12 +647,12 @@ class _Gate:
         MAX_PAIR_SECONDS_FACTOR x the profile's session time allows. If no look ahead can reach it, m stays."""
         from scipy import stats as st
 
-        from perfsuite.stats import variance_components
 
         if len(t.figures) < 3 or (t.plan_history and t.plan_history[-1].get("figures") == len(t.figures)):
             return
         cp = t.clean_pairs
-        vc = variance_components([math.log(p["candidate_s"] / p["baseline_s"]) for p in cp], [p["session"] for p in cp])
+        vc = stats.variance_components([math.log(p["candidate_s"] / p["baseline_s"]) for p in cp],
+                                       [p["session"] for p in cp])
         c_pair = float(np.median([(p["baseline_s"] + p["candidate_s"]) * (t.calls or 1) for p in cp]))
         c_sess = float(np.median(t.overhead_s)) + self.worker_start_s / max(1, self.compared)
         sw, sb = vc["within_sd_per_pair"], vc["between_sd"]
@@ -707,7 +704,6 @@ class _Gate:
         return 1.0 - self.design.alpha_slower(max(1, self.compared))
 
     def _comparison(self, t: _TargetState) -> Any:
-        from perfsuite.stats import compare_sessions
 
         if not t.figures:
             return None
@@ -750,7 +746,6 @@ class _Gate:
             t.chasing_faster = False
 
     def _target_doc(self, t: _TargetState, target: Any) -> Dict[str, Any]:
-        from perfsuite.stats import variance_components
 
         c = self._comparison(t)
         d: Dict[str, Any] = {"id": t.id, "kind": target.kind, "skip": t.skip, "error": t.error, "calls": t.calls,
@@ -762,7 +757,7 @@ class _Gate:
         d["outcome"] = _outcome(t, c)
         if c is not None:
             cp = t.clean_pairs
-            vc = variance_components([math.log(p["candidate_s"] / p["baseline_s"]) for p in cp],
+            vc = stats.variance_components([math.log(p["candidate_s"] / p["baseline_s"]) for p in cp],
                                      [p["session"] for p in cp]) if cp else {}
             vc.pop("session_figures", None)
 
@@ -786,7 +781,6 @@ class _Gate:
         """For a workload left undecided: how many sessions in all, and how much more time, the measured noise says
         ruling a slowdown beyond the threshold out would take (the design's last-look bound, this workload's session
         sd and estimate; a planning figure, not a promise)."""
-        from perfsuite.stats import trimmed_t
 
         if t.outcome is not None or len(t.figures) < 3:
             return None
@@ -810,7 +804,6 @@ class _Gate:
 
     # -------------------------------------------------------------------------------- verdict
     def _finish(self) -> GateOutcome:
-        from perfsuite.gate import summary as gate_report
 
         verdict = decide(self.doc, strict=self.opts.strict)
         self.doc["verdict"] = verdict
@@ -827,7 +820,6 @@ def look(figures: Sequence[float], design: Any, workloads: int, threshold: float
          ignore_below: float = 0.0) -> Optional[str]:
     """The gate's decision after the sessions whose figures are given: "slower", "no slowdown" or None (go on).
     The gate calls this after every session; gate_calibration's resampled gates and the tests call the same."""
-    from perfsuite.stats import compare_sessions, sequential_decision
 
     if len(figures) < design.first_look or len(figures) > design.max_sessions:
         return None
@@ -941,7 +933,6 @@ def decide(doc: Dict[str, Any], strict: bool = False) -> Dict[str, Any]:
 def run_gate(opts: GateOptions, err: Optional[TextIO] = None) -> GateOutcome:
     """Run the gate. Errors of the gate itself (an install failure, a crashed or hung worker, Ctrl-C) are saved
     in gate.json with status 'error' or 'interrupted' before they propagate."""
-    from perfsuite.gate.worker import WorkerError
 
     err = err if err is not None else sys.stderr
     g = _Gate(opts, err)  # validates: bad input raises here, before anything is written
@@ -958,7 +949,6 @@ def run_gate(opts: GateOptions, err: Optional[TextIO] = None) -> GateOutcome:
             try:
                 g.save()
                 if g.out_dir is not None and not isinstance(exc, (KeyboardInterrupt,)):
-                    from perfsuite.gate import summary as gate_report
 
                     gate_report.write_outputs(g.doc, g.out_dir, opts.junit_xml)
             except Exception:
@@ -982,7 +972,6 @@ def default_threads() -> int:
 
 
 def _minilm_dir() -> Optional[str]:
-    from perfsuite.weights import minilm_dir
 
     d = minilm_dir()
     return str(d) if d is not None and d.is_dir() else None

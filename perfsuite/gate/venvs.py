@@ -41,7 +41,10 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from perfsuite import __version__
+from perfsuite.cache import cache_root
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.paths.onnx import PINNED
+import perfsuite
 
 __all__ = ["EnvSpec", "Environment", "parse_spec", "with_exporter", "ORT_DISTS", "DEFAULT_EXPORTER", "check_interpreter", "ensure_environment", "stage_perfsuite", "envs_dir",
            "COMPANIONS", "INSTALLERS", "find_uv"]
@@ -191,7 +194,6 @@ def with_exporter(spec: EnvSpec, baseline: EnvSpec, exporter: Optional[str] = No
     from packaging.requirements import Requirement
     from packaging.version import Version
 
-    from perfsuite.paths.onnx import PINNED
 
     if spec.runtime != "onnxruntime":
         return spec
@@ -223,7 +225,6 @@ def with_exporter(spec: EnvSpec, baseline: EnvSpec, exporter: Optional[str] = No
 
 
 def envs_dir() -> Path:
-    from perfsuite.cache import cache_root
 
     return cache_root() / "envs"
 
@@ -390,8 +391,6 @@ def _package_files(package_dir: Path) -> List[Path]:
 def stage_perfsuite() -> Path:
     """Copy the running perfsuite package to <cache>/src/<content hash>/perfsuite (once per content) and return
     the folder to put on the workers' PYTHONPATH."""
-    import perfsuite
-    from perfsuite.cache import cache_root
 
     package_dir = Path(perfsuite.__file__).resolve().parent
     files = _package_files(package_dir)

@@ -28,7 +28,17 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from perfsuite import bench
+from perfsuite.env import collect_env, mxnet_flags
 from perfsuite.errors import PerfsuiteInputError, one_line
+from perfsuite.parity import ops as parity
+from perfsuite.parity.model import ModelCase, own_pass_selection, run_model_cases
+from perfsuite.parity.trace import trace_case
+from perfsuite.paths.model import MODEL_PATHS
+from perfsuite.paths.onnx import onnx_versions, skip_reason_onnx
+from perfsuite.timing import mxnet_sync, peak_rss_bytes, rss_bytes, time_block
+from perfsuite.workloads import MODEL_PARITY_SHAPES, Target
+import perfsuite
 
 __all__ = ["WorkerProcess", "WorkerError", "main", "PROTOCOL_VERSION", "CPUS_ENV"]
 
@@ -58,13 +68,10 @@ def _freeze() -> List[str]:
 
 
 def _hello(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
-    import perfsuite
-    from perfsuite.env import collect_env
 
     info = collect_env()
     onnx: Optional[Dict[str, Any]] = None
     if req.get("runtime") == "onnxruntime":  # an ONNX Runtime candidate: its versions, or why it cannot run
-        from perfsuite.paths.onnx import onnx_versions, skip_reason_onnx
 
         problem = skip_reason_onnx("onnxruntime")
         if problem:
@@ -76,9 +83,6 @@ def _hello(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
-    from perfsuite.parity import ops as parity
-    from perfsuite.parity.model import ModelCase, own_pass_selection, run_model_cases
-    from perfsuite.paths.model import MODEL_PATHS
 
     ops = req.get("ops", "all")
     groups = list(req.get("groups") or [])  # only cases whose group starts with one of these (bisect's checks)
@@ -102,7 +106,6 @@ def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
             passes = tuple(req["passes"])
         from perfsuite.models import TASKS
 
-        from perfsuite.workloads import MODEL_PARITY_SHAPES
 
         # path_map (an ONNX Runtime candidate): run path_map[p] and report it under MXNet path p, so the gate
         # matches it with the baseline's case; paths: only these MXNet paths (the baseline of such a gate)
@@ -128,9 +131,6 @@ def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _prepare(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
-    from perfsuite import bench
-    from perfsuite.env import mxnet_flags
-    from perfsuite.workloads import Target
 
     target = Target(req["target"])
     kind, op, workload = target.parts()
@@ -179,14 +179,11 @@ def _prepare(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _sync() -> None:
-    from perfsuite.timing import mxnet_sync
 
     mxnet_sync()
 
 
 def _time(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
-    from perfsuite.env import mxnet_flags
-    from perfsuite.timing import mxnet_sync, time_block
 
     tid = req["target"]
     if tid not in state.prepared:
@@ -204,8 +201,6 @@ def _profile(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     MXNET_EXEC_BULK_EXEC_INFERENCE=0), or the profiler reports bulks of operators instead of operators."""
     import mxnet as mx
 
-    from perfsuite.env import mxnet_flags
-    from perfsuite.timing import mxnet_sync, time_block
 
     tid = req["target"]
     if tid not in state.prepared:
@@ -231,7 +226,6 @@ def _profile(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 
 def _trace(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     """Where a whole-model case departs from the reference: perfsuite.parity.trace.trace_case, run here."""
-    from perfsuite.parity.trace import trace_case
 
     return {"points": trace_case(req["case"])}
 
@@ -239,8 +233,6 @@ def _trace(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 def _memory(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     """This process's peak and current resident memory (VmHWM, VmRSS), after `calls` more calls of a prepared
     target: what a process that loaded and ran only that target needed (perfsuite run's memory per path)."""
-    from perfsuite.env import mxnet_flags
-    from perfsuite.timing import peak_rss_bytes, rss_bytes
 
     tid = req.get("target")
     if tid is not None:
@@ -259,7 +251,6 @@ def _release(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     next target is timed in a process that holds only what it needs."""
     import gc
 
-    from perfsuite import bench
 
     state.prepared.pop(req["target"], None)
     state.spacers.clear()

@@ -17,11 +17,16 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from perfsuite.parity import tolerance as tl
-from perfsuite.parity.check import Comparison, compare
+from perfsuite import __version__
+from perfsuite.cache import cache_root
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.parity import int8_task as it, tolerance as tl
+from perfsuite.parity.check import Comparison, compare
+from perfsuite.parity.int8_task import head_figures
+from perfsuite.passes import PassLibraryCrashed, build_pass_library, skip_reason_passes
 from perfsuite.paths.model import MODEL_PATHS, Runner, check_selection, prepare, skip_reason_path
-from perfsuite.weights import CONFIGS, BertConfig, Weights, expected_shapes, random_weights
+from perfsuite.reference.bert import forward
+from perfsuite.weights import BertConfig, CONFIGS, Weights, expected_shapes, random_weights
 
 __all__ = ["ModelCase", "Batch", "MODELS", "model_weights", "make_batch", "reference_outputs", "model_bound",
            "compare_outputs", "run_model_case", "int8_task_applies", "int8_task_result", "int8_calibration", "sentences", "ModelResult", "ModelOutcome",
@@ -89,8 +94,6 @@ def _cached_random_weights(cfg: BertConfig, seed: int) -> Weights:
     import shutil
     import uuid
 
-    from perfsuite import __version__
-    from perfsuite.cache import cache_root
 
     folder = cache_root() / "weights" / f"{cfg.name}-seed{seed}-perfsuite{__version__}-numpy{np.__version__}"
     names = list(expected_shapes(cfg))
@@ -156,7 +159,6 @@ def with_embedding(out: Dict[str, np.ndarray], valid: np.ndarray) -> Dict[str, n
 def reference_outputs(cfg: BertConfig, weights: Weights, batch: Batch, dtype: str = "float64") -> Dict[str, np.ndarray]:
     """The NumPy reference (or its precision twin) on the batch, with GluonNLP's output semantics: every output
     any task graph returns (sequence, pooled, classification, qa) and the mean embedding."""
-    from perfsuite.reference.bert import forward
 
     ids, types, valid = batch
     out = forward(cfg, weights, ids, types, valid, dtype=dtype)
@@ -245,7 +247,6 @@ def int8_calibration(case: ModelCase) -> Batch:
     """What the INT8 path calibrates on: the task corpus's calibration split (disjoint from the evaluated
     sentences) for the task case, else a seeded batch of the case's kind."""
     if int8_task_applies(case):
-        from perfsuite.parity import int8_task as it
         from perfsuite.models import Tokenizer, load_minilm
 
         calib, _ = it.splits()
@@ -257,7 +258,6 @@ def int8_calibration(case: ModelCase) -> Batch:
 @functools.lru_cache(maxsize=2)
 def _fp32_task_embeddings() -> np.ndarray:
     """FP32 (hybridized) MiniLM embeddings of the task's evaluation sentences, once per process."""
-    from perfsuite.parity import int8_task as it
     from perfsuite.models import Tokenizer, load_minilm
 
     _, evals = it.splits()
@@ -268,7 +268,6 @@ def _fp32_task_embeddings() -> np.ndarray:
 def int8_task_result(int8_runner: Runner, n_eval: Optional[int] = None) -> Any:
     """perfsuite.parity.int8_task.run_retrieval_task for an INT8 MiniLM embedding runner (on the first n_eval evaluation
     sentences when given: only for tests of the judge; the criterion is stated for all of them)."""
-    from perfsuite.parity import int8_task as it
     from perfsuite.models import Tokenizer, load_minilm
 
     _, evals = it.splits()
@@ -304,7 +303,6 @@ def run_model_case(case: ModelCase, runner: Optional[Runner] = None, batch: Opti
     context = {"model": case.model, "path": case.path, "task": case.task, "batch": case.batch,
                "seq_len": case.seq_len, "inputs": case.inputs, "seed": case.seed}
     if spec.judged_by == "agreement":
-        from perfsuite.parity.int8_task import head_figures
 
         if int8_task_applies(case):  # real weights and a task users run: the MLPerf-style criterion
             res = int8_task_result(runner)
@@ -366,7 +364,6 @@ class ModelOutcome:
 def own_pass_selection() -> Tuple[Optional[str], Tuple[str, ...], Optional[str]]:
     """perfsuite's own pass library built for this MXNet and its correct rewrite, for checking the graph_pass
     path when the user names no library: (library, passes, None), or (None, (), why it cannot be built here)."""
-    from perfsuite.passes import build_pass_library, skip_reason_passes
 
     reason = skip_reason_passes()
     if reason:
@@ -415,7 +412,6 @@ def run_model_cases(cases: List[ModelCase], pass_library: Optional[str] = None, 
             except PerfsuiteInputError as exc:
                 out = ModelOutcome(case, "error", detail=str(exc))
             except Exception as exc:  # an MXNet error is a finding about this build, reported per case
-                from perfsuite.passes import PassLibraryCrashed
 
                 lines = str(exc).strip().splitlines()
                 # a crashed pass library is named by the first line (signal, library, pass); MXNet's by the last

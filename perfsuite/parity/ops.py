@@ -15,11 +15,10 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from perfsuite import env as _env
-from perfsuite import reference as ref
+from perfsuite import env as _env, reference as ref
+from perfsuite.errors import PerfsuiteInputError
 from perfsuite.parity import tolerance as tl
 from perfsuite.parity.check import Comparison, compare
-from perfsuite.errors import PerfsuiteInputError
 from perfsuite.paths import ops
 
 __all__ = ["ParityCase", "OpSpec", "OPS", "run_case", "run_cases", "summarize", "Outcome", "SummaryRow",

@@ -14,6 +14,10 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.parity import tolerance as tl
+from perfsuite.parity.model import ModelCase, make_batch, model_weights
+from perfsuite.paths.model import INPUT_NAMES, prepare
+from perfsuite.reference.bert import forward, trace_points
 
 __all__ = ["TRACE_NODES", "parse_model_case_id", "trace_case"]
 
@@ -34,7 +38,6 @@ _CASE_RE = re.compile(r"^(?:model:)?(?P<model>.+)-(?P<path>[a-z0-9_]+)-(?P<task>
 
 def parse_model_case_id(case_id: str) -> Any:
     """'model:small-exported-embedding-b4-L64-random-s0' -> ModelCase."""
-    from perfsuite.parity.model import ModelCase
 
     m = _CASE_RE.match(case_id)
     if not m:
@@ -56,10 +59,6 @@ def trace_case(case_id: str) -> List[Dict[str, Any]]:
     NumPy reference's (valid positions only; bound: 16x the float32 twin's error per sentence + 8 ulps)."""
     import mxnet as mx
 
-    from perfsuite.parity import tolerance as tl
-    from perfsuite.parity.model import make_batch, model_weights
-    from perfsuite.paths.model import INPUT_NAMES, prepare
-    from perfsuite.reference.bert import forward, trace_points
 
     case = parse_model_case_id(case_id)
     cfg, weights = case.cfg, model_weights(case.model)

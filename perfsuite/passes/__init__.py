@@ -65,11 +65,14 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from perfsuite.cache import cache_root
+from perfsuite.env import collect_env, find_mxnet_distribution, mxnet_at_least
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.passes.common import (CHILD_INPUT_ERROR_STATUS, CRASH_PASS, DEFAULT_PASS_TIMEOUT_S,
                                      DEFAULT_STARTUP_TIMEOUT_S, DROP_BIAS_PASS, GLUONNLP_FFN_NAME, HANG_PASS,
                                      IDENTITY_PASS, LIB_SUFFIXES, PASS_NAMES, PathLike)
 from perfsuite.passes.isolated import IsolatedPassResult, PassLibraryCrashed, apply_passes_isolated
+from perfsuite.results import atomic_path
 
 __all__ = [
     "CHILD_INPUT_ERROR_STATUS",
@@ -126,7 +129,6 @@ def _describe_mxnet_dir(mxnet_dir: Path) -> str:
     """'mxnet 1.9.1' for the importable package's directory, else the directory itself."""
     try:
         if mxnet_dir == _default_mxnet_dir():
-            from perfsuite.env import find_mxnet_distribution
 
             dist = find_mxnet_distribution()
             if dist is not None:
@@ -253,7 +255,6 @@ def _cxx_version(cxx: str) -> str:
 
 def default_cache_dir() -> Path:
     """Where built libraries are cached: $PERFSUITE_CACHE_DIR, else $XDG_CACHE_HOME or ~/.cache, /perfsuite/passes."""
-    from perfsuite.cache import cache_root
 
     return cache_root() / "passes"
 
@@ -301,7 +302,6 @@ def build_pass_library(out_dir: Optional[PathLike] = None, mxnet_dir: Optional[P
     if target.is_file() and not force:
         return target
 
-    from perfsuite.results import atomic_path
 
     started = time.perf_counter()
     with atomic_path(target, suffix=".so", mode=0o755) as tmp_name:
@@ -434,7 +434,6 @@ def _check_apply_inputs(sym: Any, arg_params: Mapping[str, Any], aux_params: Map
     for name, value in (("arg_params", arg_params), ("aux_params", aux_params)):
         if not isinstance(value, Mapping):
             raise PerfsuiteInputError(f"{name} is a {type(value).__name__}; allowed: a dict of name -> NDArray")
-    from perfsuite.env import mxnet_at_least
 
     if not mxnet_at_least(_MIN_MXNET):
         raise PerfsuiteInputError(f"custom graph passes need MXNet >= {_MIN_MXNET}; found mxnet {mx.__version__}")
@@ -551,7 +550,6 @@ def skip_reason_passes(env: Any = None, mxnet_dir: Optional[PathLike] = None) ->
     Checks, in order: the MXNet release (from ``env``, default :func:`perfsuite.env.collect_env`), g++ on PATH,
     the wheel's lib_api.h (and, for lib_api 10+, src/lib_api.cc).
     """
-    from perfsuite.env import collect_env, mxnet_at_least
 
     env = collect_env() if env is None else env
     if not mxnet_at_least(_MIN_MXNET, env):

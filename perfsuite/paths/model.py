@@ -18,8 +18,11 @@ import numpy as np
 
 from perfsuite import env as _env
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.passes import apply_passes_isolated, load_pass_library
+from perfsuite.paths.naive_bert import build_naive_bert
+from perfsuite.paths.onnx import CACHE_ENV, onnx_cache_key, prepare_onnxruntime, skip_reason_onnx
 from perfsuite.paths.runner import INPUT_NAMES, Runner, nd_inputs, to_outputs
-from perfsuite.weights import BertConfig, Weights
+from perfsuite.weights import BertConfig, CONFIGS, Weights
 
 __all__ = ["MODEL_PATHS", "PathSpec", "Runner", "prepare", "skip_reason_path", "to_outputs", "count_ops",
            "check_selection", "INPUT_NAMES", "INT8_CONFIGS", "INT8_DEFAULT"]
@@ -101,7 +104,6 @@ def skip_reason_path(path: str, info: Optional[_env.EnvInfo] = None) -> Optional
     """Why `path` cannot run on this installation, naming what is missing; None when it can."""
     spec = _spec(path)
     if path in ONNX_PATHS:
-        from perfsuite.paths.onnx import skip_reason_onnx
 
         reason = skip_reason_onnx(path)
         if reason:
@@ -123,7 +125,6 @@ def skip_reason_path(path: str, info: Optional[_env.EnvInfo] = None) -> Optional
 
 def check_selection(model: str, path: str, batch: int, seq_len: int) -> None:
     """Validate a (model, path, batch size, sequence length) choice, naming the bad value and what is allowed."""
-    from perfsuite.weights import CONFIGS
 
     if model not in CONFIGS:
         raise PerfsuiteInputError(f"unknown model {model!r}; allowed: {', '.join(CONFIGS)}")
@@ -246,7 +247,6 @@ def _graph_pass_block(ex_np: Tuple[np.ndarray, np.ndarray, np.ndarray], workdir:
     child process, loaded back as a SymbolBlock with its parameters; what was done goes into `info`."""
     import mxnet as mx
 
-    from perfsuite.passes import apply_passes_isolated
 
     assert pass_library and passes  # checked by _prepare before exporting
     b, L = ex_np[0].shape
@@ -262,7 +262,6 @@ def _graph_pass_block(ex_np: Tuple[np.ndarray, np.ndarray, np.ndarray], workdir:
     try:
         block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in INPUT_NAMES])
     except mx.base.MXNetError:  # the pass left ops of the library's own: run them with it loaded here
-        from perfsuite.passes import load_pass_library
 
         load_pass_library(pass_library)
         block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in INPUT_NAMES])
@@ -289,7 +288,6 @@ def _prepare(path: str, cfg: BertConfig, weights: Weights, workdir: str,
     import mxnet as mx
 
     from perfsuite.models import build_gluonnlp_bert
-    from perfsuite.paths.naive_bert import build_naive_bert
 
     spec = _spec(path)
     reason = skip_reason_path(path)
@@ -338,7 +336,6 @@ def _prepare(path: str, cfg: BertConfig, weights: Weights, workdir: str,
             _export_and_import(block, nd(ex_np), workdir, "bert", ctx)
             block = _graph_pass_block(ex_np, workdir, ctx, pass_library, passes, pass_timeout_s, info)
         elif path in ONNX_PATHS:
-            from perfsuite.paths.onnx import CACHE_ENV, onnx_cache_key, prepare_onnxruntime
 
             cache_dir = os.environ.get(CACHE_ENV) or None
             key = onnx_cache_key(path, cfg, weights, task, int8_config) if cache_dir else None

@@ -51,9 +51,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from perfsuite.env import parse_version
+from perfsuite.env import detect_omp_threads, parse_version
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.paths.runner import INPUT_NAMES, Runner
+from perfsuite.results import write_atomic
 
 __all__ = ["ONNX_OPSET", "PINNED", "INSTALL", "PROVIDERS", "ORT_INT8_CONFIGS", "ORT_INT8_DEFAULT",
            "OnnxRuntimeRunner", "skip_reason_onnx", "onnx_versions", "pinned_opset", "export_onnx",
@@ -288,7 +289,6 @@ def ort_threads() -> Tuple[int, str]:
         if n < 1:
             raise PerfsuiteInputError(f"PERFSUITE_ORT_THREADS={raw!r}: must be a positive integer")
         return n, "PERFSUITE_ORT_THREADS"
-    from perfsuite.env import detect_omp_threads
 
     return detect_omp_threads(), "the OpenMP threads MXNet uses here (OMP_NUM_THREADS, else MXNet's default)"
 
@@ -504,7 +504,6 @@ def prepare_onnxruntime(path: str, block: Any, example: Sequence[Any], workdir: 
             removed.append(os.path.basename(f))
     runner.info["removed_intermediates"] = removed
     if cached:  # keep the served model for the next worker (atomically: a concurrent reader sees all or nothing)
-        from perfsuite.results import write_atomic
 
         os.makedirs(os.path.dirname(cached), exist_ok=True)
         with open(onnx_file, "rb") as src:

@@ -2,18 +2,8 @@
 shares no code with the paths."""
 
 from perfsuite.reference.bert import forward
-from perfsuite.reference.ops import (
-    ZERO_LENGTH_MODES,
-    encdec_qk,
-    encdec_valatt,
-    fully_connected,
-    gelu_erf,
-    gelu_tanh,
-    layer_norm,
-    selfatt_qk,
-    selfatt_valatt,
-    softmax,
-)
+from perfsuite.reference.ops import (ZERO_LENGTH_MODES, encdec_qk, encdec_valatt, fully_connected, gelu_erf,
+                                     gelu_tanh, layer_norm, selfatt_qk, selfatt_valatt, softmax)
 
 __all__ = [
     "ZERO_LENGTH_MODES",

@@ -18,19 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from perfsuite.validate import (
-    check_array,
-    check_att,
-    check_choice,
-    check_finite,
-    check_kv,
-    check_lengths,
-    check_positive_float,
-    check_q,
-    check_qkv,
-    check_shape,
-)
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.validate import (check_array, check_att, check_choice, check_finite, check_kv, check_lengths,
+                                check_positive_float, check_q, check_qkv, check_shape)
 
 __all__ = [
     "ZERO_LENGTH_MODES",

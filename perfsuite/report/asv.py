@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from perfsuite.env import parse_version
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.outputs import print_format
 
 __all__ = ["compare_versions", "VersionTable", "VersionRow", "ResultFile", "load_result_files",
            "normalize_version", "add_arguments", "run_args", "main"]
@@ -54,7 +56,6 @@ def normalize_version(version: str) -> str:
 
 def _version_key(label: str) -> Tuple:
     """Order labels by their PEP 440 version (perfsuite.env.parse_version); unparsable ones last, by name."""
-    from perfsuite.env import parse_version
 
     try:
         return (0, parse_version(label), label)
@@ -440,7 +441,6 @@ def run_args(args: argparse.Namespace) -> int:
             re.compile(args.bench)
         except re.error as exc:
             raise PerfsuiteInputError(f"--bench {args.bench!r} is not a valid regular expression ({exc})") from None
-    from perfsuite.outputs import print_format
 
     fmt = print_format(args.json, args.format, "markdown", "asv-compare")
     table = compare_versions(args.results_dir, baseline=args.baseline, machine=args.machine, commit=args.commit,

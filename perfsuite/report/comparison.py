@@ -14,7 +14,8 @@ import numpy as np
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.report.figures import GroupKey, group_title, label, measurements, slug
 from perfsuite.report.markdown import (SPEEDUP_THRESHOLD, align_rows, fmt_ms, format_speedup, md_table, mkldnn_note,
-                              speedup_ratio)
+                                       speedup_ratio)
+from perfsuite.report.plots import comparison_plots
 from perfsuite.results import write_text_atomic
 from perfsuite.stats import Comparison, compare_runs
 from perfsuite.timing import Measurement
@@ -119,7 +120,6 @@ def render_comparison(docs: Sequence[Dict[str, Any]], out_dir: "os.PathLike[str]
     side_labels = [labels[g[0]] if len(g) == 1 else f"{label(docs[g[0]])} ({len(g)} runs)" for g in groups]
     base_side = next(j for j, g in enumerate(groups) if baseline in g)
     base_label = side_labels[base_side]
-    from perfsuite.report.plots import comparison_plots
 
     plots = comparison_plots(docs, labels, out_dir)
 

@@ -20,11 +20,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.report.figures import (PRICES, USER_PRICE, GroupKey, cost_per_million, group_title, by_group, label,
-                               measurements, memory_mib, ordered_paths, price_label, doc_prices, slug, workload_figures)
+from perfsuite.report import plots
+from perfsuite.report.figures import (GroupKey, PRICES, USER_PRICE, by_group, cost_per_million, doc_prices,
+                                      group_title, label, measurements, memory_mib, ordered_paths, price_label, slug,
+                                      workload_figures)
 from perfsuite.results import read_result, write_text_atomic
-from perfsuite.tables import clock
 from perfsuite.stats import Comparison, compare_paired, min_units_paired
+from perfsuite.tables import clock, markdown_lines, table
 from perfsuite.timing import Measurement
 
 __all__ = ["RESULTS_FORMAT", "RESULTS_FORMAT_VERSION", "PRICES", "USER_PRICE", "cost_per_million", "load",
@@ -138,7 +140,6 @@ def _money(x: float) -> str:
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
-    from perfsuite.tables import markdown_lines
 
     return markdown_lines(header, rows)
 
@@ -447,7 +448,6 @@ def text_summary(doc: Dict[str, Any]) -> str:
 
 def align_rows(rows: Sequence[Sequence[str]]) -> List[str]:
     """Terminal columns (the first row is the header), through the one table writer."""
-    from perfsuite.tables import table
 
     return [ln.rstrip() for ln in table(rows[0], rows[1:], "simple").splitlines()]
 
@@ -466,7 +466,6 @@ def render(doc: Dict[str, Any], out_dir: "os.PathLike[str] | str") -> Tuple[Path
 
 
 def _plots():
-    from perfsuite.report import plots
 
     return plots
 

@@ -20,16 +20,19 @@ import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+from perfsuite import bench
+from perfsuite.gate import gate
+from perfsuite.measure_pass import PROFILE_TIMING
+from perfsuite.results import write_json_atomic
+from perfsuite.stats import compare_paired
+from perfsuite.timing import mxnet_sync, time_block, time_callable
+from perfsuite.workloads import GATE_PROFILES, GateProfile, Target
 
 __all__ = ["main", "standalone_median"]
 
 
 def standalone_median(target: str) -> Dict[str, Any]:
     """This process: prepare `target` as `perfsuite run` does and time it with the quick profile's timer."""
-    from perfsuite import bench
-    from perfsuite.measure_pass import PROFILE_TIMING
-    from perfsuite.timing import mxnet_sync, time_block, time_callable
-    from perfsuite.workloads import Target
 
     kind, op, w = Target(target).parts()
     timing = PROFILE_TIMING["quick"]
@@ -52,8 +55,6 @@ def standalone_median(target: str) -> Dict[str, Any]:
 
 def _gate_session(target: str, threads: int) -> Dict[str, Any]:
     """Two sessions of an A/A gate on `target` alone; the median per call over both sides' clean pairs."""
-    from perfsuite.gate import gate
-    from perfsuite.workloads import GATE_PROFILES, GateProfile
 
     name = "gate-speed"
     # two sessions (the design's fewest: its first look needs two), whatever they take: a budget that ends the gate
@@ -77,8 +78,6 @@ def _gate_session(target: str, threads: int) -> Dict[str, Any]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from perfsuite.gate import gate
-    from perfsuite.stats import compare_paired
 
     p = argparse.ArgumentParser(prog="python -m perfsuite.studies.gate_speed", description=__doc__.split("\n\n")[0],
                                 allow_abbrev=False)
@@ -115,7 +114,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"gate / standalone on {args.workload} at {threads} thread(s): {c.describe()}")
     print(f"medians: standalone {np.median(alone) * 1e3:.2f} ms, gate {np.median(in_gate) * 1e3:.2f} ms")
     if args.json:
-        from perfsuite.results import write_json_atomic
 
         write_json_atomic(args.json, {"workload": args.workload, "threads": threads, "rounds": rounds,
                                       "ratio": c.ratio, "low": c.low, "high": c.high, "describe": c.describe()})

@@ -13,25 +13,28 @@ import argparse
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
+from perfsuite.env import collect_env
+from perfsuite.errors import PerfsuiteInputError
+from perfsuite.parity import int8_task as it
+from perfsuite.parity.model import model_weights
+from perfsuite.paths.model import INT8_CONFIGS, prepare
+from perfsuite.results import write_json_atomic
+from perfsuite.stats import compare_paired
+from perfsuite.tables import table
+from perfsuite.timing import time_alternating
+from perfsuite.weights import CONFIGS
 
 __all__ = ["main", "study"]
 
 
 def study(configs: Sequence[str], rounds: int = 6, batch: int = 8, seq_len: int = 64,
           log: Any = sys.stderr) -> List[Dict[str, Any]]:
-    from perfsuite.parity import int8_task as it
-    from perfsuite.parity.model import model_weights
     from perfsuite.models import Tokenizer, load_minilm
-    from perfsuite.paths.model import prepare
-    from perfsuite.stats import compare_paired
-    from perfsuite.timing import time_alternating
-    from perfsuite.weights import CONFIGS
 
     cfg, weights = CONFIGS["minilm"], model_weights("minilm")
     tok = Tokenizer(load_minilm()[2])
     calib, evals = it.splits()
     calib_batch = tok.encode(calib, seq_len=it.TASK_SEQ_LEN, truncate=True)
-    from perfsuite.errors import PerfsuiteInputError
 
     try:
         fp32, fp32_name = prepare("onednn", cfg, weights, task="embedding"), "oneDNN FP32"
@@ -63,10 +66,6 @@ def study(configs: Sequence[str], rounds: int = 6, batch: int = 8, seq_len: int 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from perfsuite.env import collect_env
-    from perfsuite.paths.model import INT8_CONFIGS
-    from perfsuite.results import write_json_atomic
-    from perfsuite.tables import table
 
     p = argparse.ArgumentParser(prog="python -m perfsuite.studies.int8_study", description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default=",".join(INT8_CONFIGS), help="comma-separated INT8_CONFIGS names")

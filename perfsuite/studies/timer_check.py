@@ -16,6 +16,11 @@ import time
 from typing import List, Optional, Sequence
 
 import numpy as np
+from perfsuite import bench
+from perfsuite.measure_pass import PROFILE_TIMING
+from perfsuite.stats import compare_paired
+from perfsuite.timing import mxnet_sync, time_callable
+from perfsuite.workloads import Workload
 
 __all__ = ["main"]
 
@@ -36,11 +41,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import gluonnlp as nlp
     from gluonnlp.model import BERTClassifier, get_model
 
-    from perfsuite import bench
-    from perfsuite.measure_pass import PROFILE_TIMING
-    from perfsuite.stats import compare_paired
-    from perfsuite.timing import mxnet_sync, time_callable
-    from perfsuite.workloads import Workload
 
     p = argparse.ArgumentParser(prog="python -m perfsuite.studies.timer_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=1)

@@ -5,8 +5,8 @@ import functools
 import numpy as np
 import pytest
 
-from perfsuite.parity.model import ModelCase, make_batch, model_weights, run_model_case
 from perfsuite.models import minilm_available
+from perfsuite.parity.model import ModelCase, make_batch, model_weights, run_model_case
 from perfsuite.paths.model import MODEL_PATHS, prepare, skip_reason_path
 from perfsuite.pytest_plugin import skip_unless_runnable
 from perfsuite.weights import CONFIGS

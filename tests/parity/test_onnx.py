@@ -16,8 +16,8 @@ import pytest
 
 from perfsuite.env import parse_version
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.parity.model import ModelCase, make_batch, model_weights, run_model_case
 from perfsuite.models import minilm_available
+from perfsuite.parity.model import ModelCase, make_batch, model_weights, run_model_case
 from perfsuite.paths import onnx as ox
 from perfsuite.paths.model import MODEL_PATHS, ONNX_PATHS, prepare, skip_reason_path
 from perfsuite.pytest_plugin import skip_unless_runnable

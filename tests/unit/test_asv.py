@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-from perfsuite.report.asv import compare_versions, load_result_files, main, normalize_version
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.report.asv import compare_versions, load_result_files, main, normalize_version
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = ROOT / "benchmarks"

@@ -11,8 +11,7 @@ import sys
 import pytest
 
 import perfsuite
-from perfsuite import cli
-from perfsuite import env as penv
+from perfsuite import cli, env as penv
 from perfsuite.env import EnvInfo, mxnet_flags
 from perfsuite.errors import PerfsuiteInputError
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from perfsuite import cli
+from perfsuite.env import skip_reason_gpu
 from perfsuite.parity import model as model_parity
 from perfsuite.parity.check import compare
-from perfsuite.env import skip_reason_gpu
 from perfsuite.parity.model import COMPARED, model_bound, model_weights, reference_outputs, sentences
 from perfsuite.paths.model import MODEL_PATHS, skip_reason_path
 from perfsuite.pytest_plugin import skip_unless_runnable

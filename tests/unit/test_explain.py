@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from perfsuite import cli
-from perfsuite.gate import explain as ex
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.gate import explain as ex
 
 HERE_PY = f"python:{sys.executable}"
 

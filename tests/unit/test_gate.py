@@ -19,14 +19,13 @@ import numpy as np
 import pytest
 
 from perfsuite import cli
-from perfsuite.gate import gate
-from perfsuite.gate import summary as gate_report
 from perfsuite.bench import skip_reason_op
 from perfsuite.env import skip_reason_gpu
-from perfsuite.gate.venvs import parse_spec, with_exporter
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.workloads import GATE_PROFILES, GateProfile, Target
+from perfsuite.gate import gate, summary as gate_report
+from perfsuite.gate.venvs import parse_spec, with_exporter
 from perfsuite.gate.worker import WorkerError, WorkerProcess
+from perfsuite.workloads import GATE_PROFILES, GateProfile, Target
 
 HERE_PY = f"python:{sys.executable}"
 

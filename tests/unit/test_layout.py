@@ -160,3 +160,71 @@ def test_no_function_over_80_lines_and_no_module_over_600():
                     long_functions.append(f"{rel}:{node.lineno} {node.name} ({n} lines)")
     assert not long_functions, long_functions
     assert not big_modules, big_modules
+
+
+#: Libraries whose import is heavy or optional: a perfsuite module that imports one at its top is heavy itself, and
+#: so is every module that imports a heavy one at its top. Only imports of heavy modules may sit inside functions.
+HEAVY_LIBRARIES = ("mxnet", "gluonnlp", "onnx", "onnxruntime", "matplotlib")
+
+
+def _top_level_imports(tree: ast.Module) -> List[ast.stmt]:
+    """Import statements that run when the module is imported: at its top, including under if/try."""
+    out: List[ast.stmt] = []
+    stack: List[ast.stmt] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            out.append(node)
+        elif isinstance(node, (ast.If, ast.Try)):
+            stack += node.body + node.orelse + getattr(node, "finalbody", []) \
+                + [s for h in getattr(node, "handlers", []) for s in h.body]
+    return out
+
+
+def _imported_names(node: ast.stmt, mod: str, is_pkg: bool, mods: Dict[str, Path]) -> List[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    src = _resolve(mod, node, is_pkg)
+    subs = [f"{src}.{a.name}" for a in node.names if f"{src}.{a.name}" in mods]
+    return subs or [src]
+
+
+def lazy_imports() -> Tuple[Set[str], List[str]]:
+    """The heavy modules, and every import of a light perfsuite module inside a function ("module:line name")."""
+    mods = _modules()
+    trees = {m: ast.parse(p.read_text(), str(p)) for m, p in mods.items()}
+    top: Dict[str, Set[str]] = {}
+    heavy: Set[str] = set()
+    for m, tree in trees.items():
+        names = [n for node in _top_level_imports(tree)
+                 for n in _imported_names(node, m, mods[m].name == "__init__.py", mods)]
+        if any(n.split(".")[0] in HEAVY_LIBRARIES for n in names):
+            heavy.add(m)
+        top[m] = {n for n in names if n in mods}
+    changed = True
+    while changed:
+        changed = False
+        for m, deps in top.items():
+            if m not in heavy and deps & heavy:
+                heavy.add(m)
+                changed = True
+    lazy: List[str] = []
+    for m, tree in trees.items():
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    for n in _imported_names(node, m, mods[m].name == "__init__.py", mods):
+                        if n.startswith("perfsuite") and n in mods and n not in heavy and n != m:
+                            lazy.append(f"{m}:{node.lineno} {n}")
+    return heavy, sorted(set(lazy))
+
+
+def test_perfsuites_own_light_modules_are_imported_at_the_top():
+    """An import of perfsuite's own module inside a function hides a dependency; it is kept only where the module
+    imports MXNet, GluonNLP, ONNX (Runtime) or matplotlib when loaded, so that `perfsuite --help`, the gate's
+    driver and the report stay free of them."""
+    heavy, lazy = lazy_imports()
+    assert "perfsuite.models" in heavy and "perfsuite.errors" not in heavy
+    assert lazy == [], "\n".join(lazy)

@@ -17,8 +17,8 @@ import pytest
 
 from perfsuite import models as M
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.pytest_plugin import skip_unless_runnable
 from perfsuite.parity.tolerance import MODEL_TOLERANCES, UNIT_ROUNDOFF
+from perfsuite.pytest_plugin import skip_unless_runnable
 from perfsuite.weights import CONFIGS, expected_shapes, random_weights
 
 SMALL = CONFIGS["small"]

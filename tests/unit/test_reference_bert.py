@@ -22,7 +22,7 @@ import perfsuite.reference
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.reference import bert
 from perfsuite.reference.bert import OUTPUTS, erfc, forward, twin_error
-from perfsuite.weights import CONFIGS, BertConfig, random_weights
+from perfsuite.weights import BertConfig, CONFIGS, random_weights
 
 # Tolerances of this file, each with its reason.
 # float64 reference vs naive float64 loops: different summation orders (BLAS blocks vs exactly rounded fsum) differ

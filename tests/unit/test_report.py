@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from perfsuite import cli
-from perfsuite.report import comparison
-from perfsuite.report import markdown as report
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.report import comparison, markdown as report
 from perfsuite.results import write_json_atomic
 from perfsuite.timing import Measurement
 

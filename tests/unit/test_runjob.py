@@ -9,9 +9,8 @@ import re
 
 import pytest
 
-from perfsuite import bench, cli, measure_pass
+from perfsuite import bench, cli, measure_pass, run as runjob
 from perfsuite.report import markdown as report
-from perfsuite import run as runjob
 from perfsuite.results import read_result
 from perfsuite.workloads import SPEEDUPS, select
 

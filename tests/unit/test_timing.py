@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.timing import alternation_orders, time_block
-from perfsuite.timing import (INTERFERENCE_CORE_FRACTION, Measurement, Sample, time_alternating, time_callable,
-                              timer_overhead)
+from perfsuite.timing import (INTERFERENCE_CORE_FRACTION, Measurement, Sample, alternation_orders, time_alternating,
+                              time_block, time_callable, timer_overhead)
 
 # ------------------------------------------------------------------------------ the timer waits for MXNet
 N = 2048

@@ -7,8 +7,8 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from perfsuite.parity import tolerance as tl
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.parity import tolerance as tl
 
 U16 = tl.UNIT_ROUNDOFF["float16"]
 

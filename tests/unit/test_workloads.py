@@ -8,7 +8,7 @@ import pytest
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.paths.model import MODEL_PATHS
 from perfsuite.weights import CONFIGS
-from perfsuite.workloads import (BATCH_SIZES, PROFILES, SEQ_LENS, SPEEDUPS, TASKS, Workload, bert_flops, select)
+from perfsuite.workloads import BATCH_SIZES, PROFILES, SEQ_LENS, SPEEDUPS, TASKS, Workload, bert_flops, select
 
 
 def test_grid_is_the_seeds():
