@@ -20,13 +20,14 @@ _BOUND: Dict[str, Tuple[Callable[[], Any], Dict[str, str]]] = {}
 def bound_op(op: str) -> Tuple[Callable[[], Any], Dict[str, str]]:
     """(the op's synchronized callable, the MXNET_* flags to hold while timing), prepared on first use."""
     if op not in _BOUND:
-        from perfsuite import bench, env
+        from perfsuite import bench
+        from perfsuite.flags import mxnet_flags
 
         reason = bench.skip_reason_op(op)
         if reason:
             raise NotImplementedError(reason)
         fn, flags = bench.op_callable(op, ctx=bench.op_context(op))
-        with env.mxnet_flags(**flags):
+        with mxnet_flags(**flags):
             fn()  # allocation and first-call work happen here, and errors of the op surface in setup
         _BOUND[op] = (fn, flags)
     return _BOUND[op]
@@ -38,7 +39,7 @@ class Ops:
     timeout = 300
 
     def setup(self, op: str) -> None:
-        from perfsuite.env import mxnet_flags
+        from perfsuite.flags import mxnet_flags
 
         self.run, flags = bound_op(op)
         self._flags = contextlib.ExitStack()

@@ -144,7 +144,6 @@ def op_context(name: str) -> Any:
     """Where op benchmark `name` runs: the GPU on a CUDA build with a visible GPU, else the CPU."""
     import mxnet as mx
 
-
     return mx.cpu() if skip_reason_gpu() else mx.gpu(0)
 
 
@@ -156,7 +155,6 @@ def op_callable(name: str, batch: int = 8, seq_len: int = 128, heads: int = 12, 
                 ctx: Any = None) -> Tuple[Callable[[], Any], Dict[str, str]]:
     """(a synchronized callable running op benchmark `name`, the MXNET_* flags it needs set while timed)."""
     import mxnet as mx
-
 
     if name not in OP_BENCHMARKS:
         raise PerfsuiteInputError(f"unknown op benchmark {name!r}; allowed: {', '.join(OP_BENCHMARKS)}")

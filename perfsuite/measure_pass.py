@@ -44,7 +44,6 @@ class Timing:
     gemm_repeat: int = 15  # the peak is the best of this many: on a shared machine some will have both cores
 
     def __post_init__(self) -> None:
-
         if self.min_repeat < MIN_SAMPLES:
             raise PerfsuiteInputError(f"min_repeat must be >= {MIN_SAMPLES}")
         if self.rounds < min_units_paired(0.95):  # fewer alternating rounds can never give a speed-up verdict
@@ -174,7 +173,6 @@ def measure_all(doc: Dict[str, Any], workloads: List[Workload], reasons: Dict[Wo
     cached while their model and task do (the alternation needs them all); memory per path comes from the probes.
     A progress bar shows each step as it completes, its ETA from the planned rounds (_Plan)."""
     import gc
-
 
     steps = _steps(workloads, reasons, groups)
     plan = _Plan(timing, doc["gemm_peak_gflops"])

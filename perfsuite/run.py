@@ -238,7 +238,6 @@ def _print_parity(ops: Dict[str, Any], mod: Dict[str, Any], stream: TextIO) -> N
 
 
 def _print_rows(rows: List[Tuple[str, ...]], stream: TextIO) -> None:
-
     for line in table(rows[0], rows[1:], "simple").splitlines():
         print("  " + line.rstrip(), file=stream)
 
@@ -304,7 +303,6 @@ def run_job(opts: RunOptions, out: Optional[TextIO] = None, err: Optional[TextIO
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     workloads, timing = plan(opts)
-
 
     info = collect_env()
     default = default_out_dir(info.mxnet_dist_version)

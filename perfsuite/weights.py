@@ -18,10 +18,13 @@ import numpy as np
 from perfsuite.errors import PerfsuiteInputError
 
 __all__ = ["BertConfig", "CONFIGS", "Weights", "expected_shapes", "check_weights", "random_weights",
-           "HEAD_CLASSES"]
+           "HEAD_CLASSES", "TASKS"]
 
 Weights = Dict[str, np.ndarray]
 HEAD_CLASSES = 2  # SST-2 style classification; QA has 2 outputs too (start, end)
+
+TASKS: Tuple[str, ...] = ("classification", "qa", "embedding")
+"""The deploy script's task graphs: BERTClassifier (SST-2 style), BertForQA (SQuAD), the bare BERTModel."""
 
 
 @dataclass(frozen=True)

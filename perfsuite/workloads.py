@@ -13,7 +13,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.paths.model import MODEL_PATHS, check_selection
 from perfsuite.validate import MAX_BATCH_SIZE
-from perfsuite.weights import BertConfig, CONFIGS
+from perfsuite.weights import BertConfig, CONFIGS, TASKS
 
 __all__ = ["SEQ_LENS", "BATCH_SIZES", "TASKS", "Workload", "Profile", "PROFILES", "select", "bert_flops",
            "SPEEDUPS", "CPU_PATHS", "GPU_PATHS", "MODEL_PARITY_SHAPES", "ASV_GRIDS", "asv_params", "Target",
@@ -21,7 +21,6 @@ __all__ = ["SEQ_LENS", "BATCH_SIZES", "TASKS", "Workload", "Profile", "PROFILES"
 
 SEQ_LENS: Tuple[int, ...] = (80, 128, 384)
 BATCH_SIZES: Tuple[int, ...] = (1, 4, 8, 16, 32, 64, 128, 300)
-TASKS: Tuple[str, ...] = ("classification", "qa", "embedding")
 
 # The speed-up table, as the seed shows it: (optimized path, its baseline, what the optimization is).
 SPEEDUPS: Tuple[Tuple[str, str, str], ...] = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 from perfsuite.outputs import check_output_file
+from perfsuite.weights import TASKS
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_NOTHING_RAN", "EXIT_UNDECIDED", "MAX_ROUNDS", "SPEC_HELP",
            "PROG", "TASKS", "csv_list", "check_json_folder"]
@@ -23,7 +24,6 @@ SPEC_HELP = ("a SPEC is a pinned requirement (mxnet==1.9.1, mxnet-cu102==1.7.0),
               "python:/path/to/bin/python (an interpreter that already has MXNet)")
 
 PROG = "perfsuite"
-TASKS = ("classification", "qa", "embedding")  # the deploy script's task graphs (perfsuite.models.TASKS)
 
 
 def csv_list(value: str) -> list[str]:

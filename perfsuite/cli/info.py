@@ -71,7 +71,6 @@ def format_env_table(info: Any) -> str:
 def _cmd_info(args: argparse.Namespace) -> int:
     """Print the environment as a table or JSON."""
 
-
     fmt = print_format(args.json, args.format, "table", "info")
     info = env.collect_env()
     if fmt == "json":

@@ -82,7 +82,6 @@ def add_parity_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _select_cases(args: argparse.Namespace) -> list:
-
     for d in args.device:
         check_choice("device", d, ("cpu", "gpu"))
     if not args.device:
@@ -116,7 +115,6 @@ def format_parity_table(rows: Sequence[Any]) -> str:
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-
     _check_parity_options(args)
     if args.tolerances:
         print(tolerance.describe_table())
@@ -140,7 +138,6 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         return EXIT_OK
     check_json_folder(args.json, args.force)
 
-
     print(f"perfsuite parity: {info.describe_mxnet()} (mx {info.mxnet_version}), "
           f"{'CUDA' if info.is_cuda_build else 'CPU'} build, {len(cases)} cases", file=sys.stderr)
 
@@ -162,7 +159,6 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
 
 def _model_cases(args: argparse.Namespace) -> list:
-
     for m in args.model:
         check_choice("model", m, list(CONFIGS))
     paths = args.path or [p for p, spec in MODEL_PATHS.items() if spec.device in args.device]
@@ -209,7 +205,6 @@ def format_model_table(outcomes: Sequence[Any]) -> str:
 
 
 def _cmd_model_parity(args: argparse.Namespace, info: Any, gpu_note: str) -> int:
-
     if args.custom_pass_lib and not os.path.isfile(args.custom_pass_lib):
         raise PerfsuiteInputError(f"--custom-pass-lib {args.custom_pass_lib!r} does not exist")
     cases = _model_cases(args)

@@ -100,7 +100,6 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-
     opts = runjob.RunOptions(
         profile=args.profile, models=_list_option("--model", args.model), paths=_list_option("--path", args.path),
         tasks=_list_option("--task", args.task),
@@ -147,7 +146,6 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
-
 
     if not 1 <= args.baseline <= len(args.results):
         raise PerfsuiteInputError(f"--baseline {args.baseline}: allowed 1 to {len(args.results)} (the position of "

@@ -29,8 +29,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from perfsuite import bench
-from perfsuite.env import collect_env, mxnet_flags
+from perfsuite.env import collect_env
 from perfsuite.errors import PerfsuiteInputError, one_line
+from perfsuite.flags import mxnet_flags
 from perfsuite.parity import ops as parity
 from perfsuite.parity.model import ModelCase, own_pass_selection, run_model_cases
 from perfsuite.parity.trace import trace_case

@@ -26,6 +26,7 @@ from perfsuite.parity.int8_task import head_figures
 from perfsuite.passes import PassLibraryCrashed, build_pass_library, skip_reason_passes
 from perfsuite.paths.model import MODEL_PATHS, Runner, check_selection, prepare, skip_reason_path
 from perfsuite.reference.bert import forward
+from perfsuite.tokenizer import Tokenizer
 from perfsuite.weights import BertConfig, CONFIGS, Weights, expected_shapes, random_weights
 
 __all__ = ["ModelCase", "Batch", "MODELS", "model_weights", "make_batch", "reference_outputs", "model_bound",
@@ -94,7 +95,6 @@ def _cached_random_weights(cfg: BertConfig, seed: int) -> Weights:
     import shutil
     import uuid
 
-
     folder = cache_root() / "weights" / f"{cfg.name}-seed{seed}-perfsuite{__version__}-numpy{np.__version__}"
     names = list(expected_shapes(cfg))
     if (folder / "complete").is_file():
@@ -128,7 +128,7 @@ def make_batch(case: ModelCase) -> Batch:
     cfg, b, L = case.cfg, case.batch, case.seq_len
     rng = np.random.default_rng(case.seed)
     if case.inputs == "text":
-        from perfsuite.models import Tokenizer, load_minilm
+        from perfsuite.models import load_minilm
 
         corpus = sentences()
         picked = [corpus[(case.seed + i) % len(corpus)] for i in range(b)]
@@ -247,7 +247,7 @@ def int8_calibration(case: ModelCase) -> Batch:
     """What the INT8 path calibrates on: the task corpus's calibration split (disjoint from the evaluated
     sentences) for the task case, else a seeded batch of the case's kind."""
     if int8_task_applies(case):
-        from perfsuite.models import Tokenizer, load_minilm
+        from perfsuite.models import load_minilm
 
         calib, _ = it.splits()
         return Tokenizer(load_minilm()[2]).encode(calib, seq_len=it.TASK_SEQ_LEN, truncate=True)
@@ -258,7 +258,7 @@ def int8_calibration(case: ModelCase) -> Batch:
 @functools.lru_cache(maxsize=2)
 def _fp32_task_embeddings() -> np.ndarray:
     """FP32 (hybridized) MiniLM embeddings of the task's evaluation sentences, once per process."""
-    from perfsuite.models import Tokenizer, load_minilm
+    from perfsuite.models import load_minilm
 
     _, evals = it.splits()
     fp32 = prepare("hybridized", CONFIGS["minilm"], model_weights("minilm"), task="embedding")
@@ -268,7 +268,7 @@ def _fp32_task_embeddings() -> np.ndarray:
 def int8_task_result(int8_runner: Runner, n_eval: Optional[int] = None) -> Any:
     """perfsuite.parity.int8_task.run_retrieval_task for an INT8 MiniLM embedding runner (on the first n_eval evaluation
     sentences when given: only for tests of the judge; the criterion is stated for all of them)."""
-    from perfsuite.models import Tokenizer, load_minilm
+    from perfsuite.models import load_minilm
 
     _, evals = it.splits()
     fp32 = _fp32_task_embeddings()

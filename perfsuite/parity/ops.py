@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from perfsuite import env as _env, reference as ref
+from perfsuite import env as _env, flags as pflags, reference as ref
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.parity import tolerance as tl
 from perfsuite.parity.check import Comparison, compare
@@ -362,7 +362,7 @@ def run_case(case: ParityCase, impl: Optional[Callable[..., np.ndarray]] = None,
                "tolerance": f"{case.path}/{case.mode}"}
     _CTX.set(_context_for(case.device) if impl is None else None)
     try:
-        with _env.mxnet_flags(**case.all_flags):
+        with pflags.mxnet_flags(**case.all_flags):
             actual = fn(**inputs)
     finally:
         _CTX.set(None)

@@ -59,7 +59,6 @@ def trace_case(case_id: str) -> List[Dict[str, Any]]:
     NumPy reference's (valid positions only; bound: 16x the float32 twin's error per sentence + 8 ulps)."""
     import mxnet as mx
 
-
     case = parse_model_case_id(case_id)
     cfg, weights = case.cfg, model_weights(case.model)
     batch = make_batch(case)

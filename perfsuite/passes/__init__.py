@@ -302,7 +302,6 @@ def build_pass_library(out_dir: Optional[PathLike] = None, mxnet_dir: Optional[P
     if target.is_file() and not force:
         return target
 
-
     started = time.perf_counter()
     with atomic_path(target, suffix=".so", mode=0o755) as tmp_name:
         cmd = [cxx, *_CXXFLAGS, "-I", str(inputs["include"]), *map(str, sources), "-o", tmp_name]

@@ -124,7 +124,6 @@ def _save(out_prefix: str, sym: Any, args: Dict[str, Any], aux: Dict[str, Any]) 
     """Write OUT-symbol.json and OUT-0000.params via temporary names, so a failure leaves no half files."""
     import mxnet as mx
 
-
     symbol_file, params_file = f"{out_prefix}-symbol.json", f"{out_prefix}-0000.params"
     with atomic_path(symbol_file) as tmp_sym, atomic_path(params_file) as tmp_params:
         sym.save(tmp_sym)

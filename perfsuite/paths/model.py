@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from perfsuite import env as _env
+from perfsuite import env as _env, flags as pflags
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.passes import apply_passes_isolated, load_pass_library
 from perfsuite.paths.naive_bert import build_naive_bert
@@ -247,7 +247,6 @@ def _graph_pass_block(ex_np: Tuple[np.ndarray, np.ndarray, np.ndarray], workdir:
     child process, loaded back as a SymbolBlock with its parameters; what was done goes into `info`."""
     import mxnet as mx
 
-
     assert pass_library and passes  # checked by _prepare before exporting
     b, L = ex_np[0].shape
     # the user's library is loaded and applied in a child process: a crash or a hang there is a verdict
@@ -301,7 +300,7 @@ def _prepare(path: str, cfg: BertConfig, weights: Weights, workdir: str,
         return nd_inputs(batch, ctx, dtype)
 
     info: Dict[str, Any] = {"doc": spec.doc}
-    with _env.mxnet_flags(**flags):  # bind-time flags (MXNET_USE_FUSION) must be set while graphs are built
+    with pflags.mxnet_flags(**flags):  # bind-time flags (MXNET_USE_FUSION) must be set while graphs are built
         if path == "naive_attention":
             block = build_naive_bert(cfg, weights, ctx=ctx, task=task)
             block.hybridize(static_alloc=True, static_shape=True)

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from perfsuite import env as _env
+from perfsuite import flags as pflags
 from perfsuite.errors import PerfsuiteInputError
 
 __all__ = ["INPUT_NAMES", "Runner", "to_outputs", "nd_inputs"]
@@ -39,7 +39,7 @@ class Runner:
         """One forward pass on prepared inputs, waited for (the engine is asynchronous)."""
         import mxnet as mx
 
-        with _env.mxnet_flags(**self.flags):
+        with pflags.mxnet_flags(**self.flags):
             out = self.block(*nd_inputs)
             mx.nd.waitall()
         return out

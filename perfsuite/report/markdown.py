@@ -140,7 +140,6 @@ def _money(x: float) -> str:
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
-
     return markdown_lines(header, rows)
 
 
@@ -466,7 +465,6 @@ def render(doc: Dict[str, Any], out_dir: "os.PathLike[str] | str") -> Tuple[Path
 
 
 def _plots():
-
     return plots
 
 

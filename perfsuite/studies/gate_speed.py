@@ -78,7 +78,6 @@ def _gate_session(target: str, threads: int) -> Dict[str, Any]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-
     p = argparse.ArgumentParser(prog="python -m perfsuite.studies.gate_speed", description=__doc__.split("\n\n")[0],
                                 allow_abbrev=False)
     p.add_argument("--workload", default="model:bert-base/hybridized/classification/b1/L128",

@@ -22,6 +22,7 @@ from perfsuite.results import write_json_atomic
 from perfsuite.stats import compare_paired
 from perfsuite.tables import table
 from perfsuite.timing import time_alternating
+from perfsuite.tokenizer import Tokenizer
 from perfsuite.weights import CONFIGS
 
 __all__ = ["main", "study"]
@@ -29,7 +30,7 @@ __all__ = ["main", "study"]
 
 def study(configs: Sequence[str], rounds: int = 6, batch: int = 8, seq_len: int = 64,
           log: Any = sys.stderr) -> List[Dict[str, Any]]:
-    from perfsuite.models import Tokenizer, load_minilm
+    from perfsuite.models import load_minilm
 
     cfg, weights = CONFIGS["minilm"], model_weights("minilm")
     tok = Tokenizer(load_minilm()[2])
@@ -66,7 +67,6 @@ def study(configs: Sequence[str], rounds: int = 6, batch: int = 8, seq_len: int 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-
     p = argparse.ArgumentParser(prog="python -m perfsuite.studies.int8_study", description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default=",".join(INT8_CONFIGS), help="comma-separated INT8_CONFIGS names")
     p.add_argument("--rounds", type=int, default=6, help="alternating rounds for the speed-up (default 6)")

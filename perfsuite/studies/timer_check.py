@@ -41,7 +41,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import gluonnlp as nlp
     from gluonnlp.model import BERTClassifier, get_model
 
-
     p = argparse.ArgumentParser(prog="python -m perfsuite.studies.timer_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--seq-len", type=int, default=128)

@@ -3,7 +3,7 @@
 Pairs that answer the seed's questions share a pytest-benchmark group, so the default report compares them:
 interleaved vs naive attention, softmax with length vs with a mask, float16 LayerNorm and softmax with safe
 accumulation on vs off, FullyConnected per dtype. Shapes are BERT-base's at seq 128, batch 8 when timed (batch 1
-in the smoke run). The MXNET_* flags a benchmark needs are set with perfsuite.env.mxnet_flags around the timing,
+in the smoke run). The MXNET_* flags a benchmark needs are set with perfsuite.flags.mxnet_flags around the timing,
 and checked to have taken effect. Ops are milliseconds long, so pytest-benchmark's own calibration
 (`benchmark(fn)`) decides rounds; one untimed call first allocates the outputs.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from perfsuite.bench import OP_BENCHMARKS, environment_meta, op_callable
-from perfsuite.env import mxnet_flags, probe_safe_accumulation
+from perfsuite.flags import mxnet_flags, probe_safe_accumulation
 from perfsuite.pytest_plugin import benchmarks_timed
 
 pytestmark = pytest.mark.latency

@@ -12,8 +12,9 @@ import pytest
 
 import perfsuite
 from perfsuite import cli, env as penv
-from perfsuite.env import EnvInfo, mxnet_flags
+from perfsuite.env import EnvInfo
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.flags import mxnet_flags
 
 TABLE_KEYS = [
     "mxnet distribution",

@@ -18,6 +18,7 @@ from perfsuite.parity.check import compare
 from perfsuite.parity.model import COMPARED, model_bound, model_weights, reference_outputs, sentences
 from perfsuite.paths.model import MODEL_PATHS, skip_reason_path
 from perfsuite.pytest_plugin import skip_unless_runnable
+from perfsuite.tokenizer import Tokenizer
 from perfsuite.weights import CONFIGS, random_weights
 
 CPU_MODEL_PATHS = [p for p, s in MODEL_PATHS.items() if s.device == "cpu"]
@@ -248,7 +249,7 @@ def test_infer_output_shapes(capsys, tmp_path, task, shape):
 
 
 def _tokenized(lines, seq_len: int):
-    from perfsuite.models import Tokenizer, load_minilm
+    from perfsuite.models import load_minilm
 
     items = [tuple(s.split("\t")) if "\t" in s else s for s in lines if s.strip()]
     return Tokenizer(load_minilm()[2]).encode(items, seq_len=seq_len, truncate=False)
@@ -276,7 +277,7 @@ def test_infer_matches_the_float64_reference(capsys, tmp_path, model, task, batc
 def test_infer_truncate_runs_the_cut_text(capsys, tmp_path):
     """With --truncate the over-long line runs as its first tokens plus [SEP] (the tokenizer's cut, tested in
     test_models); the other line's output is the one it has without the long line."""
-    from perfsuite.models import Tokenizer, load_minilm
+    from perfsuite.models import load_minilm
 
     argv = _infer(tmp_path, "--seq-len", "8", "--truncate", task="qa", lines=["why ?\ti laughed .", "",
                                                                               f"why ?\t{LONG}"])

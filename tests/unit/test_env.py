@@ -13,9 +13,10 @@ import sys
 import numpy as np
 import pytest
 
-from perfsuite import env as penv
-from perfsuite.env import EnvInfo, mxnet_flags
+from perfsuite import env as penv, flags as pflags
+from perfsuite.env import EnvInfo
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.flags import mxnet_flags
 
 SAFE = "MXNET_SAFE_ACCUMULATION"
 
@@ -152,24 +153,24 @@ def test_flags_change_nothing_when_one_value_is_bad(monkeypatch: pytest.MonkeyPa
 
 
 def test_flag_registry_entries() -> None:
-    got = {n: (s.first_release, s.read_at, s.device) for n, s in penv.FLAGS.items()}
+    got = {n: (s.first_release, s.read_at, s.device) for n, s in pflags.FLAGS.items()}
     assert got == {
         "MXNET_SAFE_ACCUMULATION": ("1.5.0", "call", "any"),
         "MXNET_FC_TRUE_FP16": ("1.7.0", "call", "gpu"),
         "MXNET_USE_FUSION": ("1.6.0", "bind", "gpu"),
         "MXNET_ENABLE_CUDA_GRAPHS": ("1.8.0", "bind", "gpu"),
     }
-    assert all(spec.name == name and spec.doc for name, spec in penv.FLAGS.items())
+    assert all(spec.name == name and spec.doc for name, spec in pflags.FLAGS.items())
 
 
 def test_flag_read_at() -> None:
-    assert penv.flag_read_at("MXNET_SAFE_ACCUMULATION") == "call"
-    assert penv.flag_read_at("MXNET_USE_FUSION") == "bind"
-    assert penv.flag_read_at("MXNET_ENABLE_CUDA_GRAPHS") == "bind"
+    assert pflags.flag_read_at("MXNET_SAFE_ACCUMULATION") == "call"
+    assert pflags.flag_read_at("MXNET_USE_FUSION") == "bind"
+    assert pflags.flag_read_at("MXNET_ENABLE_CUDA_GRAPHS") == "bind"
     with _raises("flag 'MXNET_NOT_A_FLAG' is not in perfsuite's registry; allowed: MXNET_SAFE_ACCUMULATION"):
-        penv.flag_read_at("MXNET_NOT_A_FLAG")
+        pflags.flag_read_at("MXNET_NOT_A_FLAG")
     with _raises("flag name 'OMP_NUM_THREADS' is not an MXNET_* variable"):
-        penv.flag_read_at("OMP_NUM_THREADS")
+        pflags.flag_read_at("OMP_NUM_THREADS")
 
 
 def test_features_table() -> None:
@@ -302,12 +303,12 @@ def test_skip_reason_mkldnn(real_env: EnvInfo) -> None:
 
 def test_check_flag_effect_explains(real_env: EnvInfo) -> None:
     cpu = _fake(real_env, features=dict(real_env.features, CUDA=False), num_gpus=0)
-    text = penv.check_flag_effect("MXNET_USE_FUSION", cpu)
+    text = pflags.check_flag_effect("MXNET_USE_FUSION", cpu)
     assert "read at bind" in text and "No effect here: only GPU code reads it" in text
-    assert "predates 1.7.0" in penv.check_flag_effect("MXNET_FC_TRUE_FP16", _cpu_160(real_env))
-    safe = penv.check_flag_effect(SAFE, cpu)
+    assert "predates 1.7.0" in pflags.check_flag_effect("MXNET_FC_TRUE_FP16", _cpu_160(real_env))
+    safe = pflags.check_flag_effect(SAFE, cpu)
     assert "takes effect at the next call" in safe and "probe_safe_accumulation()" in safe
-    assert "not in perfsuite's registry" in penv.check_flag_effect("MXNET_OTHER", cpu)
+    assert "not in perfsuite's registry" in pflags.check_flag_effect("MXNET_OTHER", cpu)
 
 
 # --- the environment record -----------------------------------------------------------------------------------
@@ -396,14 +397,14 @@ def test_safe_accumulation_in_effect(monkeypatch: pytest.MonkeyPatch, raw: str |
         monkeypatch.delenv(SAFE, raising=False)
     else:
         monkeypatch.setenv(SAFE, raw)
-    assert penv.safe_accumulation_in_effect() is expected
+    assert pflags.safe_accumulation_in_effect() is expected
 
 
 @pytest.mark.parametrize("raw", ["yes", "2", " 1", "on"])
 def test_safe_accumulation_in_effect_rejects_what_mxnet_rejects(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
     monkeypatch.setenv(SAFE, raw)
     with _raises(f"MXNET_SAFE_ACCUMULATION={raw!r} is not a boolean MXNet accepts; allowed: '0', '1', 'true', 'false'"):
-        penv.safe_accumulation_in_effect()
+        pflags.safe_accumulation_in_effect()
 
 
 def _softmax_of_zeros_fp16(n: int = 4096) -> float:
@@ -419,7 +420,7 @@ def test_safe_accumulation_takes_effect_at_call_time_in_softmax(clean_safe: None
     for value in (0, 1, 0, 1):
         with mxnet_flags(MXNET_SAFE_ACCUMULATION=value):
             seen.append(_softmax_of_zeros_fp16())
-            assert penv.probe_safe_accumulation() is penv.safe_accumulation_in_effect() is bool(value)
+            assert pflags.probe_safe_accumulation() is pflags.safe_accumulation_in_effect() is bool(value)
     assert seen == [1 / 2048, 1 / 4096, 1 / 2048, 1 / 4096]
     assert _softmax_of_zeros_fp16() == 1 / 2048  # unset = off in MXNet 1.x
 

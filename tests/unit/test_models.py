@@ -19,6 +19,7 @@ from perfsuite import models as M
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.parity.tolerance import MODEL_TOLERANCES, UNIT_ROUNDOFF
 from perfsuite.pytest_plugin import skip_unless_runnable
+from perfsuite.tokenizer import Tokenizer
 from perfsuite.weights import CONFIGS, expected_shapes, random_weights
 
 SMALL = CONFIGS["small"]
@@ -477,7 +478,7 @@ def test_weights_file_refusals(need_safetensors, small_weights, tmp_path):
 
 @pytest.fixture(scope="module")
 def tokenizer(minilm):
-    return M.Tokenizer(minilm[2])
+    return Tokenizer(minilm[2])
 
 
 def test_tokenizer_ids_are_vocab_line_numbers(tokenizer, minilm):
