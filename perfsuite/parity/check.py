@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["Comparison", "compare", "assert_within", "ParityError"]
+__all__ = ["CheckResult", "compare", "assert_within", "ParityError"]
 
 
 class ParityError(AssertionError):
@@ -21,7 +21,7 @@ class ParityError(AssertionError):
 
 
 @dataclass(frozen=True)
-class Comparison:
+class CheckResult:
     """The outcome of one comparison; `passed` is the verdict, `message` explains it."""
 
     name: str
@@ -62,8 +62,8 @@ class Comparison:
         return d
 
 
-def _fail_shape(name: str, actual: np.ndarray, expected: np.ndarray, context: Dict[str, Any]) -> Comparison:
-    return Comparison(
+def _fail_shape(name: str, actual: np.ndarray, expected: np.ndarray, context: Dict[str, Any]) -> CheckResult:
+    return CheckResult(
         name, False, tuple(expected.shape), None, np.nan, np.nan, np.inf, 0.0, np.inf, np.inf, 1.0, 0,
         dict(context), reason=f"shape mismatch: actual {tuple(actual.shape)} vs expected {tuple(expected.shape)}",
     )
@@ -75,7 +75,7 @@ def compare(
     bound: Any,
     name: str = "output",
     context: Optional[Dict[str, Any]] = None,
-) -> Comparison:
+) -> CheckResult:
     """Compare elementwise: passed iff shapes match, all finite where expected is, and |a - e| <= bound."""
     context = dict(context or {})
     a = np.asarray(actual, dtype=np.float64)
@@ -84,7 +84,7 @@ def compare(
         return _fail_shape(name, a, e, context)
     b = np.broadcast_to(np.asarray(bound, dtype=np.float64), e.shape)
     if a.size == 0:
-        return Comparison(name, True, e.shape, None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, context)
+        return CheckResult(name, True, e.shape, None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, context)
     err = np.abs(a - e)
     bad_nonfinite = ~np.isfinite(a) & np.isfinite(e)
     err = np.where(bad_nonfinite, np.inf, err)
@@ -95,7 +95,7 @@ def compare(
     flat = int(np.argmax(ratio))
     idx = tuple(int(i) for i in np.unravel_index(flat, e.shape))
     finite_err = err[np.isfinite(err)]
-    return Comparison(
+    return CheckResult(
         name=name,
         passed=not bool(over.any()),
         shape=tuple(e.shape),
@@ -114,7 +114,7 @@ def compare(
 
 def assert_within(
     actual: Any, expected: Any, bound: Any, name: str = "output", context: Optional[Dict[str, Any]] = None
-) -> Comparison:
+) -> CheckResult:
     """compare(), raising ParityError with the explanation when it fails."""
     result = compare(actual, expected, bound, name=name, context=context)
     if not result.passed:

@@ -21,7 +21,7 @@ from perfsuite import __version__
 from perfsuite.cache import cache_root
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.parity import int8_task as it, tolerance as tl
-from perfsuite.parity.check import Comparison, compare
+from perfsuite.parity.check import CheckResult, compare
 from perfsuite.parity.int8_task import head_figures
 from perfsuite.passes import PassLibraryCrashed, build_pass_library, skip_reason_passes
 from perfsuite.paths.model import MODEL_PATHS, Runner, check_selection, prepare, skip_reason_path
@@ -180,7 +180,7 @@ def model_bound(ref: Dict[str, np.ndarray], twin: Dict[str, np.ndarray], dtype: 
 
 
 def compare_outputs(actual: Dict[str, np.ndarray], ref: Dict[str, np.ndarray], bounds: Dict[str, np.ndarray],
-                    context: Dict[str, Any]) -> List[Comparison]:
+                    context: Dict[str, Any]) -> List[CheckResult]:
     """One comparison per output the task graph returned (classification, qa, sequence, embedding_mean)."""
     names = [n for n in REFERENCE_OUTPUTS if n in actual]
     if not names:
@@ -194,11 +194,11 @@ class ModelResult:
 
     case: ModelCase
     passed: bool
-    comparisons: Tuple[Comparison, ...] = ()
+    comparisons: Tuple[CheckResult, ...] = ()
     metrics: Optional[Dict[str, float]] = None
     info: Optional[Dict[str, Any]] = None
 
-    base_comparisons: Tuple[Comparison, ...] = ()  # graph_pass: the passed model vs the unpassed exported one
+    base_comparisons: Tuple[CheckResult, ...] = ()  # graph_pass: the passed model vs the unpassed exported one
 
     @property
     def worst_ratio(self) -> float:

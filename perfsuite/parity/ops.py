@@ -18,7 +18,7 @@ import numpy as np
 from perfsuite import env as _env, flags as pflags, reference as ref
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.parity import tolerance as tl
-from perfsuite.parity.check import Comparison, compare
+from perfsuite.parity.check import CheckResult, compare
 from perfsuite.paths import ops
 
 __all__ = ["ParityCase", "OpSpec", "OPS", "run_case", "run_cases", "summarize", "Outcome", "SummaryRow",
@@ -351,7 +351,7 @@ def make_inputs(case: ParityCase) -> Inputs:
 
 
 def run_case(case: ParityCase, impl: Optional[Callable[..., np.ndarray]] = None,
-             inputs: Optional[Inputs] = None) -> Comparison:
+             inputs: Optional[Inputs] = None) -> CheckResult:
     """Run one case and compare it with the reference; `impl` replaces the MXNet path (same signature)."""
     spec = OPS[case.path]
     inputs = inputs if inputs is not None else make_inputs(case)
@@ -432,7 +432,7 @@ class Outcome:
 
     case: ParityCase
     status: str
-    comparison: Optional[Comparison] = None
+    comparison: Optional[CheckResult] = None
     detail: str = ""
     seconds: float = 0.0
 

@@ -89,19 +89,19 @@ def test_nan_where_the_reference_is_finite_fails_and_counts():
 
 
 def test_empty_outputs_pass_as_a_complete_record():
-    from perfsuite.parity.check import Comparison
+    from perfsuite.parity.check import CheckResult
 
     r = compare(np.zeros((0, 3)), np.zeros((0, 3)), 1.0, name="start_logits", context={"batch": 0})
-    assert r == Comparison("start_logits", True, (0, 3), None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, {"batch": 0})
+    assert r == CheckResult("start_logits", True, (0, 3), None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, {"batch": 0})
     one = compare(np.array([2.0]), np.array([1.0]), 0.5)  # one element is not "empty"
     assert not one.passed and one.worst_ratio == 2.0
 
 
 def test_shape_mismatch_record_fields():
-    from perfsuite.parity.check import Comparison
+    from perfsuite.parity.check import CheckResult
 
     r = compare(np.ones(2), np.ones(3), 1.0, name="y", context={"k": 1})
-    assert r == Comparison("y", False, (3,), None, r.worst_actual, r.worst_expected, np.inf, 0.0, np.inf, np.inf,
+    assert r == CheckResult("y", False, (3,), None, r.worst_actual, r.worst_expected, np.inf, 0.0, np.inf, np.inf,
                            1.0, 0, {"k": 1}, reason="shape mismatch: actual (2,) vs expected (3,)")
     assert np.isnan(r.worst_actual) and np.isnan(r.worst_expected)
     assert r.to_dict()["message"] == "FAIL y: shape mismatch: actual (2,) vs expected (3,) [k=1]"
