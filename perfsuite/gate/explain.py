@@ -35,7 +35,7 @@ from perfsuite.env import usable_cpus
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.gate import gate
 from perfsuite.gate.venvs import INSTALLERS, check_interpreter, ensure_environment, parse_spec, stage_perfsuite
-from perfsuite.gate.worker import WorkerProcess
+from perfsuite.gate.driver import WorkerProcess
 from perfsuite.parity import ops as parity
 from perfsuite.parity.trace import TRACE_NODES, parse_model_case_id, trace_case
 from perfsuite.paths.model import MODEL_PATHS

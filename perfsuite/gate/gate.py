@@ -42,7 +42,7 @@ from perfsuite.errors import PerfsuiteInputError, one_line
 from perfsuite.gate import summary as gate_report
 from perfsuite.gate.venvs import (INSTALLERS, check_interpreter, ensure_environment, parse_spec, stage_perfsuite,
                                   with_exporter)
-from perfsuite.gate.worker import WorkerError, WorkerProcess
+from perfsuite.gate.driver import WorkerError, WorkerProcess
 from perfsuite.outputs import check_output_file, check_output_folder, reserve_folder
 from perfsuite.paths.model import ORT_COUNTERPARTS
 from perfsuite.paths.onnx import CACHE_ENV

@@ -23,8 +23,8 @@ from perfsuite.bench import skip_reason_op
 from perfsuite.env import skip_reason_gpu
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.gate import gate, summary as gate_report
+from perfsuite.gate.driver import WorkerError, WorkerProcess
 from perfsuite.gate.venvs import parse_spec, with_exporter
-from perfsuite.gate.worker import WorkerError, WorkerProcess
 from perfsuite.workloads import GATE_PROFILES, GateProfile, Target
 
 HERE_PY = f"python:{sys.executable}"
