@@ -33,9 +33,9 @@ import numpy as np
 from perfsuite.cache import check_cache_root
 from perfsuite.env import usable_cpus
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.gate import gate
-from perfsuite.gate.venvs import INSTALLERS, check_interpreter, ensure_environment, parse_spec, stage_perfsuite
+from perfsuite.gate import gate, options
 from perfsuite.gate.driver import WorkerProcess
+from perfsuite.gate.venvs import INSTALLERS, check_interpreter, ensure_environment, parse_spec, stage_perfsuite
 from perfsuite.parity import ops as parity
 from perfsuite.parity.trace import TRACE_NODES, parse_model_case_id, trace_case
 from perfsuite.paths.model import MODEL_PATHS
@@ -380,8 +380,8 @@ def _check_latency(envs: _Envs, good: str, spec: str, target: str, threshold: fl
     GATE_PROFILES[name] = GateProfile(name, f"bisect on {target}", (target,), parity_ops="none", parity_models=(),
                                       time_budget_s=budget_s, session_s=1.0)
     out = tempfile.mkdtemp(prefix="perfsuite-bisect-gate-")
-    opts = gate.GateOptions(baseline=good, candidate=spec, profile=name, threshold=threshold, parity=False,
-                            out=os.path.join(out, "g"), installer=envs.installer)
+    opts = options.GateOptions(baseline=good, candidate=spec, profile=name, threshold=threshold, parity=False,
+                               out=os.path.join(out, "g"), installer=envs.installer)
     try:
         res = gate.run_gate(opts, err=open(os.devnull, "w"))
     finally:
