@@ -39,6 +39,7 @@ from perfsuite.gate.venvs import INSTALLERS, check_interpreter, ensure_environme
 from perfsuite.parity import ops as parity
 from perfsuite.parity.trace import TRACE_NODES, parse_model_case_id, trace_case
 from perfsuite.paths.model import MODEL_PATHS
+from perfsuite.progress import StatusLine
 from perfsuite.tables import table
 from perfsuite.weights import CONFIGS, minilm_dir
 from perfsuite.workloads import GATE_PROFILES, GateProfile, Target
@@ -87,11 +88,12 @@ def parity_groups() -> List[str]:
 
 # ------------------------------------------------------------------------------------------------ the driver side
 class _Envs:
-    """Environments and workers for explain/bisect (the gate's machinery; operator bulking off for the profiler)."""
+    """Environments and workers for explain/bisect (the gate's machinery; operator bulking off for the profiler).
+    Their progress goes to `status` (perfsuite.progress: redrawn in place on a terminal, whole lines in a log)."""
 
     def __init__(self, installer: str = "uv", err: TextIO = sys.stderr, threads: Optional[int] = None) -> None:
-
         self.installer, self.err = installer, err
+        self.status = StatusLine(err)
         self.pythonpath = str(stage_perfsuite())
         n = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or usable_cpus()
         self.worker_env = {"OMP_NUM_THREADS": str(n), "MXNET_EXEC_BULK_EXEC_INFERENCE": "0",
@@ -109,8 +111,8 @@ class _Envs:
             spec = parse_spec(spec_text)
             t = time.perf_counter()
             self.cache[key] = ensure_environment(spec, installer=self.installer, variant=variant,
-                                                 progress=lambda m: print(m, file=self.err))
-            print(f"{spec.label}: environment ready ({time.perf_counter() - t:.1f} s)", file=self.err)
+                                                 progress=self.status.emit)
+            self.status.emit(f"{spec.label}: environment ready ({time.perf_counter() - t:.1f} s)", final=True)
         return self.cache[key]
 
     def worker(self, env: Any, name: str) -> Any:
@@ -143,8 +145,9 @@ def explain_latency(envs: _Envs, base_spec: str, cand_spec: str, target: str, ro
             order = ("baseline", "candidate") if r % 2 == 0 else ("candidate", "baseline")
             for s in order:
                 runs[s].append(ws[s].request({"cmd": "profile", "target": target, "calls": calls}, 1800))
-            print(f"round {r + 1}/{rounds}: baseline {runs['baseline'][-1]['profiled_s'] * 1e3:.2f} ms, candidate "
-                  f"{runs['candidate'][-1]['profiled_s'] * 1e3:.2f} ms per call (profiled)", file=envs.err)
+            envs.status.emit(f"round {r + 1}/{rounds}: baseline {runs['baseline'][-1]['profiled_s'] * 1e3:.2f} ms, "
+                             f"candidate {runs['candidate'][-1]['profiled_s'] * 1e3:.2f} ms per call (profiled)",
+                             final=r == rounds - 1)
     finally:
         for w in ws.values():
             w.close()
@@ -332,7 +335,7 @@ def bisect(good: str, bad: str, check: str, threshold: float = 0.05, budget_s: f
             return results[v]["good"]
         spec = f"{g.dist}=={v}"
         t = time.perf_counter()
-        print(f"bisect: checking {spec} ...", file=err, flush=True)
+        envs.status.emit(f"bisect: checking {spec} ...")
         try:
             if kind == "parity":
                 ok, note = _check_parity(envs, spec, what)
@@ -346,8 +349,8 @@ def bisect(good: str, bad: str, check: str, threshold: float = 0.05, budget_s: f
         except Exception as exc:  # an install or import failure: that release cannot be judged
             res, note = None, f"could not be checked: {str(exc).splitlines()[0][:200]}"
         results[v] = {"version": v, "good": res, "note": note, "seconds": round(time.perf_counter() - t, 1)}
-        print(f"bisect: {spec}: {'good' if res else 'bad' if res is False else 'unknown'} ({note})", file=err,
-              flush=True)
+        envs.status.emit(f"bisect: {spec}: {'good' if res else 'bad' if res is False else 'unknown'} ({note})",
+                         final=True)
         return res
 
     good_state: Dict[str, Any] = {}
