@@ -4,8 +4,9 @@ weights, prepares one path (builds, hybridizes, exports, quantizes: INT8 include
 process of that path at that batch needs; the process that times every path cannot say it, because all the paths,
 the parity models and MXNet's memory pool stay resident in it (its peak grew from 2.5 to 6.2 GB over a run).
 
-Each probe is a perfsuite.gate.worker process (the gate's worker: `prepare`, then `memory`), run in background threads
-so that `perfsuite run` can overlap them with its parity checks; no probe runs while anything is timed.
+Each probe is a perfsuite.gate.worker process (the gate's worker: `prepare`, then `memory`, driven through
+perfsuite.gate.driver), run in background threads so that `perfsuite run` can overlap them with its parity checks;
+no probe runs while anything is timed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from perfsuite.errors import PerfsuiteInputError, one_line
-from perfsuite.gate.worker import WorkerError, WorkerProcess
+from perfsuite.gate.driver import WorkerError, WorkerProcess
 from perfsuite.workloads import Workload
 import perfsuite
 

@@ -3,11 +3,11 @@ library): GitHub Markdown for reports and summaries, 'simple' aligned columns fo
 
 from __future__ import annotations
 
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence
 
 from tabulate import tabulate
 
-__all__ = ["clock", "table", "markdown_lines"]
+__all__ = ["clock", "fmt_ms", "table", "markdown_lines"]
 
 
 def _cell(x: Any, markdown: bool) -> str:
@@ -34,3 +34,11 @@ def clock(seconds: float) -> str:
     """Seconds as m:ss (rounded; never negative): the progress lines' and summaries' durations."""
     seconds = max(0, int(round(seconds)))
     return f"{seconds // 60:d}:{seconds % 60:02d}"
+
+
+def fmt_ms(x: Optional[float]) -> str:
+    """Milliseconds as reports show them: 3 significant digits below 100 ms, whole milliseconds above; '-' for
+    None or NaN."""
+    if x is None or x != x:
+        return "-"
+    return f"{x:.3g}" if x < 100 else f"{x:.0f}"

@@ -7,7 +7,7 @@ import sys
 
 from perfsuite.cli.common import EXIT_NOTHING_RAN, EXIT_OK, MAX_ROUNDS, SPEC_HELP, check_json_folder, csv_list
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.gate import explain as ex, gate, summary as gate_report
+from perfsuite.gate import explain as ex, gate, options, summary
 from perfsuite.results import write_json_atomic
 from perfsuite.workloads import GATE_PROFILES
 
@@ -93,8 +93,7 @@ def add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
-
-    opts = gate.GateOptions(
+    opts = options.GateOptions(
         baseline=args.baseline, candidate=args.candidate, profile=args.profile, threshold=args.threshold,
         confidence=args.confidence, time_budget_s=args.time_budget, out=args.out, junit_xml=args.junit_xml,
         strict=args.strict, allow_same=args.allow_same, installer=args.installer, rebuild_envs=args.rebuild_envs,
@@ -107,7 +106,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("perfsuite gate: stopped (Ctrl-C); what was measured is in the results folder", file=sys.stderr)
         return 130
-    print(gate_report.text_summary(outcome.doc))
+    print(summary.text_summary(outcome.doc))
     print(f"results: {outcome.out_dir / 'gate.json'}\nsummary: {outcome.out_dir / 'summary.md'}")
     return outcome.exit_code
 
@@ -142,7 +141,6 @@ def add_explain_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-
     if args.json:
         check_json_folder(args.json, force=args.force)
     elif args.force:
@@ -190,7 +188,6 @@ def add_bisect_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bisect(args: argparse.Namespace) -> int:
-
     import math
 
     if args.check.startswith("parity:") and (args.threshold is not None or args.budget is not None):

@@ -14,7 +14,7 @@ file is rewritten after every gate, so an interrupted calibration resumes where 
 The false-alarm pool: every session figure of every workload that was not injected (in A/A gates, all of them; in
 injected gates, the others) is a draw of a session under "no difference". The two sides of an A/A session are
 exchangeable, so the figure's sign is a fair coin: each resampled gate draws, for every workload, up to the
-design's maximum of sessions from that workload's pool with random signs and runs them through gate.replay (the
+design's maximum of sessions from that workload's pool with random signs and runs them through verdict.replay (the
 gate's look after every session). A resampled gate is a false alarm when any workload is called slower.
 
 `--disturb DUTY` runs a competing process on one core at that duty cycle (busy 10 ms of every 10/DUTY ms) during
@@ -38,8 +38,8 @@ import numpy as np
 from perfsuite.bench import skip_reason_op
 from perfsuite.env import read_cpu_model, usable_cpus
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.gate import gate
-from perfsuite.gate.gate import replay
+from perfsuite.gate import gate, options
+from perfsuite.gate.verdict import replay
 from perfsuite.results import write_json_atomic, write_text_atomic
 from perfsuite.stats import SequentialDesign
 from perfsuite.tables import table
@@ -113,7 +113,7 @@ def pool(runs: List[Dict[str, Any]]) -> Dict[str, List[float]]:
 
 def resample(pooled: Dict[str, List[float]], design: Any, n_gates: int, threshold: float,
              seed: int = 0) -> Dict[str, Any]:
-    """Resampled A/A gates through gate.replay: false alarms (any workload slower), SAFE (every workload ruled
+    """Resampled A/A gates through verdict.replay: false alarms (any workload slower), SAFE (every workload ruled
     out within the design's sessions), and sessions to a decision per workload."""
 
     rng = np.random.default_rng(seed)
@@ -197,7 +197,6 @@ def _fmt_rate(r: Optional[Dict[str, Any]]) -> str:
 
 
 def render(doc: Dict[str, Any]) -> str:
-
     s = doc["summary"]
     lines = [f"# Gate calibration: {doc['spec']}, profile {doc['profile']}", "",
              f"Machine: {doc.get('machine')}; threads per worker {doc.get('threads')}; {len(doc['runs'])} gates in "
@@ -279,7 +278,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-
     args = _parser().parse_args(argv)
     try:
         injects = [parse_inject(x) for x in args.inject]
@@ -304,7 +302,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     doc: Dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": args.spec,
                            "profile": args.profile, "machine": f"{read_cpu_model()}, {usable_cpus()} CPUs",
                            "threads": args.threads or int(os.environ.get("OMP_NUM_THREADS") or 0)
-                           or gate.default_threads(), "disturb": args.disturb, "runs": [], "elapsed_s": 0.0}
+                           or options.default_threads(), "disturb": args.disturb, "runs": [], "elapsed_s": 0.0}
     if path.exists():
         old = json.loads(path.read_text())
         if (old.get("format_version") == FORMAT_VERSION and old.get("spec") == args.spec
@@ -353,10 +351,10 @@ def _one_gate(args: argparse.Namespace, out: Path, name: str, seed: int, inject:
               into: Optional[str]) -> Dict[str, Any]:
     """One real gate of the calibration (an interrupted earlier attempt's folder set aside), as its summary."""
 
-    opts = gate.GateOptions(baseline=args.spec, candidate=args.spec, allow_same=True, profile=args.profile,
-                            inject_slowdown=inject, inject_targets=(into,) if into else (), seed=seed,
-                            out=str(out / name), parity=args.parity, threads=args.threads,
-                            time_budget_s=args.time_budget)
+    opts = options.GateOptions(baseline=args.spec, candidate=args.spec, allow_same=True, profile=args.profile,
+                               inject_slowdown=inject, inject_targets=(into,) if into else (), seed=seed,
+                               out=str(out / name), parity=args.parity, threads=args.threads,
+                               time_budget_s=args.time_budget)
     _set_aside_interrupted(out, name)
     try:
         with open(out / f"{name}.progress.log", "w") as log:

@@ -33,12 +33,13 @@ import numpy as np
 from perfsuite.cache import check_cache_root
 from perfsuite.env import usable_cpus
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.gate import gate
+from perfsuite.gate import gate, options
+from perfsuite.gate.driver import WorkerProcess
 from perfsuite.gate.venvs import INSTALLERS, check_interpreter, ensure_environment, parse_spec, stage_perfsuite
-from perfsuite.gate.worker import WorkerProcess
 from perfsuite.parity import ops as parity
 from perfsuite.parity.trace import TRACE_NODES, parse_model_case_id, trace_case
 from perfsuite.paths.model import MODEL_PATHS
+from perfsuite.progress import StatusLine
 from perfsuite.tables import table
 from perfsuite.weights import CONFIGS, minilm_dir
 from perfsuite.workloads import GATE_PROFILES, GateProfile, Target
@@ -51,7 +52,6 @@ BISECT_FORMAT = "perfsuite-bisect"
 
 
 def _check_installer(installer: str) -> None:
-
     if installer not in INSTALLERS:
         raise PerfsuiteInputError(f"--installer {installer!r}; allowed: {', '.join(INSTALLERS)}")
 
@@ -87,11 +87,12 @@ def parity_groups() -> List[str]:
 
 # ------------------------------------------------------------------------------------------------ the driver side
 class _Envs:
-    """Environments and workers for explain/bisect (the gate's machinery; operator bulking off for the profiler)."""
+    """Environments and workers for explain/bisect (the gate's machinery; operator bulking off for the profiler).
+    Their progress goes to `status` (perfsuite.progress: redrawn in place on a terminal, whole lines in a log)."""
 
     def __init__(self, installer: str = "uv", err: TextIO = sys.stderr, threads: Optional[int] = None) -> None:
-
         self.installer, self.err = installer, err
+        self.status = StatusLine(err)
         self.pythonpath = str(stage_perfsuite())
         n = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or usable_cpus()
         self.worker_env = {"OMP_NUM_THREADS": str(n), "MXNET_EXEC_BULK_EXEC_INFERENCE": "0",
@@ -103,18 +104,16 @@ class _Envs:
         self.cache: Dict[str, Any] = {}
 
     def env(self, spec_text: str, variant: str = "") -> Any:
-
         key = f"{spec_text}|{variant}"
         if key not in self.cache:
             spec = parse_spec(spec_text)
             t = time.perf_counter()
             self.cache[key] = ensure_environment(spec, installer=self.installer, variant=variant,
-                                                 progress=lambda m: print(m, file=self.err))
-            print(f"{spec.label}: environment ready ({time.perf_counter() - t:.1f} s)", file=self.err)
+                                                 progress=self.status.emit)
+            self.status.emit(f"{spec.label}: environment ready ({time.perf_counter() - t:.1f} s)", final=True)
         return self.cache[key]
 
     def worker(self, env: Any, name: str) -> Any:
-
         w = WorkerProcess(env.python, name, pythonpath=self.pythonpath, env=self.worker_env)
         reply = w.request({"cmd": "hello"}, 180)
         w.describe = reply["describe"]  # type: ignore[attr-defined]
@@ -143,8 +142,9 @@ def explain_latency(envs: _Envs, base_spec: str, cand_spec: str, target: str, ro
             order = ("baseline", "candidate") if r % 2 == 0 else ("candidate", "baseline")
             for s in order:
                 runs[s].append(ws[s].request({"cmd": "profile", "target": target, "calls": calls}, 1800))
-            print(f"round {r + 1}/{rounds}: baseline {runs['baseline'][-1]['profiled_s'] * 1e3:.2f} ms, candidate "
-                  f"{runs['candidate'][-1]['profiled_s'] * 1e3:.2f} ms per call (profiled)", file=envs.err)
+            envs.status.emit(f"round {r + 1}/{rounds}: baseline {runs['baseline'][-1]['profiled_s'] * 1e3:.2f} ms, "
+                             f"candidate {runs['candidate'][-1]['profiled_s'] * 1e3:.2f} ms per call (profiled)",
+                             final=r == rounds - 1)
     finally:
         for w in ws.values():
             w.close()
@@ -246,7 +246,6 @@ def _bisect_plan(good: str, bad: str, check: str, threshold: float, budget_s: fl
     releases from --good towards --bad)."""
     from packaging.version import InvalidVersion, Version
 
-
     g, b = parse_spec(good, "--good"), parse_spec(bad, "--bad")
     if g.kind != "requirement" or b.kind != "requirement" or g.dist != b.dist:
         raise PerfsuiteInputError("bisect needs --good and --bad as pinned requirements of one distribution, e.g. "
@@ -332,7 +331,7 @@ def bisect(good: str, bad: str, check: str, threshold: float = 0.05, budget_s: f
             return results[v]["good"]
         spec = f"{g.dist}=={v}"
         t = time.perf_counter()
-        print(f"bisect: checking {spec} ...", file=err, flush=True)
+        envs.status.emit(f"bisect: checking {spec} ...")
         try:
             if kind == "parity":
                 ok, note = _check_parity(envs, spec, what)
@@ -346,8 +345,8 @@ def bisect(good: str, bad: str, check: str, threshold: float = 0.05, budget_s: f
         except Exception as exc:  # an install or import failure: that release cannot be judged
             res, note = None, f"could not be checked: {str(exc).splitlines()[0][:200]}"
         results[v] = {"version": v, "good": res, "note": note, "seconds": round(time.perf_counter() - t, 1)}
-        print(f"bisect: {spec}: {'good' if res else 'bad' if res is False else 'unknown'} ({note})", file=err,
-              flush=True)
+        envs.status.emit(f"bisect: {spec}: {'good' if res else 'bad' if res is False else 'unknown'} ({note})",
+                         final=True)
         return res
 
     good_state: Dict[str, Any] = {}
@@ -380,8 +379,8 @@ def _check_latency(envs: _Envs, good: str, spec: str, target: str, threshold: fl
     GATE_PROFILES[name] = GateProfile(name, f"bisect on {target}", (target,), parity_ops="none", parity_models=(),
                                       time_budget_s=budget_s, session_s=1.0)
     out = tempfile.mkdtemp(prefix="perfsuite-bisect-gate-")
-    opts = gate.GateOptions(baseline=good, candidate=spec, profile=name, threshold=threshold, parity=False,
-                            out=os.path.join(out, "g"), installer=envs.installer)
+    opts = options.GateOptions(baseline=good, candidate=spec, profile=name, threshold=threshold, parity=False,
+                               out=os.path.join(out, "g"), installer=envs.installer)
     try:
         res = gate.run_gate(opts, err=open(os.devnull, "w"))
     finally:
@@ -474,7 +473,6 @@ def render_explain(doc: Dict[str, Any], top: int = 12) -> str:
 
 
 def render_bisect(doc: Dict[str, Any]) -> str:
-
     lines = [f"bisect {doc['check']}: {doc['good']} (good) .. {doc['bad']} (bad), {len(doc['releases'])} releases, "
              f"{doc['strategy']}"]
     lines.append(table(["release", "state", "note", "seconds"],

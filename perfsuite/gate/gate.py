@@ -1,256 +1,84 @@
 """`perfsuite gate`: is a candidate MXNet as correct and as fast as the baseline? A verdict with statistics and an
-exit code, for CI.
+exit code, for CI. This module runs the gate's session loop (`run_gate`); what it is asked is in
+perfsuite.gate.options, what it decides in perfsuite.gate.verdict.
 
 1. Environments: one per SPEC (perfsuite.gate.venvs: built with uv, cached, reused; or an existing interpreter).
-2. Parity: perfsuite's op grid and whole-model cases run in both environments (in worker processes) and are
-   matched case by case: pass on the baseline and fail on the candidate is a *regression* (blocks); fail on both
-   is *pre-existing* (blocks only with --strict); fail then pass is a *fix*; skipped on one side only is reported
-   with both reasons (blocks only with --strict).
+2. Parity: perfsuite's op grid and whole-model cases run in both environments (in worker processes: the child is
+   perfsuite.gate.worker, the driver's handle on it perfsuite.gate.driver) and are matched case by case
+   (perfsuite.gate.verdict.diff_parity).
 3. Latency, in *sessions*: each session starts one fresh worker per environment (so the process-to-process
    memory-layout variation is sampled, not frozen), prepares every undecided target in both, and times them in
    pairs within seconds of each other: one block of calls on one side, then one on the other, in a
    counterbalanced seeded order (exactly half of each target's pairs per session baseline first). A session's
    figure for a target is the median of its pairs' log-ratios; the session is the unit of the statistic
    (perfsuite.stats.compare_paired). Sampling is sequential: after each session, targets whose verdict is
-   reached (slower, faster, or a change beyond the threshold ruled out) stop; the others go on until the time
-   budget is spent.
+   reached (slower, faster, or a change beyond the threshold ruled out: perfsuite.gate.verdict.look) stop; the
+   others go on until the time budget is spent.
 4. Output: gate.json (every pair, both environments, what was installed), summary.md (verdict first, for CI job
-   summaries), optionally JUnit XML; exit 0 safe, 1 regression, 2 the gate could not run or decide.
+   summaries: perfsuite.gate.summary), optionally JUnit XML; exit 0 safe, 1 regression, 2 the gate could not run
+   or decide, 3 undecided (perfsuite.gate.verdict.decide).
 
 With an ONNX Runtime candidate (onnxruntime==X.Y: a migration off MXNet) the candidate's environment holds that
-ONNX Runtime and the MXNet that exports the model (perfsuite.gate.venvs.with_exporter); each MXNet path is compared with
-its ONNX Runtime counterpart (perfsuite.paths.model.ORT_COUNTERPARTS) in parity and latency, under the baseline's
-names, and the op grid is not run (ONNX Runtime does not run MXNet operators).
+ONNX Runtime and the MXNet that exports the model (perfsuite.gate.venvs.with_exporter); each MXNet path is compared
+with its ONNX Runtime counterpart (perfsuite.paths.model.ORT_COUNTERPARTS) in parity and latency, under the
+baseline's names, and the op grid is not run (ONNX Runtime does not run MXNet operators).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, List, Optional, TextIO
 
 import numpy as np
 
-from perfsuite import __version__, stats
-from perfsuite.cache import check_cache_root
-from perfsuite.env import usable_cpus
+from perfsuite import __version__
 from perfsuite.errors import PerfsuiteInputError, one_line
-from perfsuite.gate import summary as gate_report
-from perfsuite.gate.venvs import (INSTALLERS, check_interpreter, ensure_environment, parse_spec, stage_perfsuite,
-                                  with_exporter)
-from perfsuite.gate.worker import WorkerError, WorkerProcess
-from perfsuite.outputs import check_output_file, check_output_folder, reserve_folder
+from perfsuite.gate import summary
+from perfsuite.gate.driver import WorkerError, WorkerProcess
+from perfsuite.gate.options import GateOptions, GateOutcome, default_threads, reserve_out_dir, validate
+from perfsuite.gate.plan import (BLOCK_TARGET_S, MAX_PAIRS, MAX_PAIRS_GROWN, MAX_PAIR_SECONDS_FACTOR, MIN_PAIRS,
+                                 first_plan, replan, session_cpus)
+from perfsuite.gate.venvs import ensure_environment, stage_perfsuite
+from perfsuite.gate.verdict import (EXIT_GATE_ERROR, MAX_DISTURBED_SHARE, PARITY_ORDER, comparison_doc, decide,
+                                    diff_parity, look, needs, outcome, wants_faster)
 from perfsuite.paths.model import ORT_COUNTERPARTS
 from perfsuite.paths.onnx import CACHE_ENV
 from perfsuite.progress import BudgetLine
 from perfsuite.results import write_json_atomic
-from perfsuite.stats import SequentialDesign, compare_sessions, hodges_lehmann, sequential_decision, trimmed_t
+from perfsuite.stats import SequentialDesign, compare_sessions, hodges_lehmann
 from perfsuite.tables import clock
 from perfsuite.timing import alternation_orders
 from perfsuite.weights import minilm_dir
-from perfsuite.workloads import GATE_PROFILES, Target
+from perfsuite.workloads import Target
 
-__all__ = ["GateOptions", "GateOutcome", "run_gate", "validate", "diff_parity", "decide", "GATE_FORMAT",
-           "GATE_FORMAT_VERSION", "EXIT_SAFE", "EXIT_REGRESSION", "EXIT_GATE_ERROR", "EXIT_UNDECIDED",
-           "BLOCK_TARGET_S", "MAX_DISTURBED_SHARE", "OUTCOMES", "look", "replay"]
+__all__ = ["run_gate", "GATE_FORMAT", "GATE_FORMAT_VERSION", "WARMUP_BLOCKS", "OP_VARIANTS", "FIRST_LOOK"]
 
+#: gate.json's format and its version.
 GATE_FORMAT = "perfsuite-gate"
 GATE_FORMAT_VERSION = 2  # 2: sessions' figures, outcomes per workload, the sequential design, UNDECIDED (exit 3)
-#: 0 SAFE, 1 NOT SAFE, 2 the gate could not run (bad input, install failure, a crashed or hung worker),
-#: 3 UNDECIDED: it ran, but the evidence decides neither way within the budget.
-EXIT_SAFE, EXIT_REGRESSION, EXIT_GATE_ERROR, EXIT_UNDECIDED = 0, 1, 2, 3
-#: A workload's outcomes (see _outcome).
-OUTCOMES = ("slower", "faster", "no slowdown", "inconclusive", "not enough data", "disturbed", "skipped", "error")
-#: A timed block lasts at least this long: short ops are timed in blocks of calls (timer overhead negligible).
-BLOCK_TARGET_S = 0.05
-#: Clean pairs per workload and session at the start: even (half AB, half BA), at least 16 (BERT-base included),
-#: sized from the steady-state call time and the profile's session_s; they grow with the measured noise up to
-#: MAX_PAIRS_GROWN, and to at most MAX_PAIR_SECONDS_FACTOR x session_s of pairs per workload and session.
-MIN_PAIRS, MAX_PAIRS, MAX_PAIRS_GROWN, MAX_PAIR_SECONDS_FACTOR = 16, 64, 128, 10.0
-#: Single ops: their session figures vary mostly between processes, so many short sessions beat long ones.
-MIN_PAIRS_OP = 8
 #: Warm-up blocks per side before a workload's pairs in each session (after preparing it; not recorded).
 WARMUP_BLOCKS = 2
 #: Copies of an op's arrays per worker and session, the pairs cycling through them: where an op's arrays land moves
 #: its time by up to ~9 % from one allocation to the next in one process (softmax_length here), so a session's
 #: figure averages several layouts instead of drawing one (README, "The upgrade gate").
 OP_VARIANTS = 4
-#: A workload with more than this share of its pairs disturbed by other processes is not decided (its clean pairs
-#: would be a selection the disturbance chose).
-MAX_DISTURBED_SHARE = 0.25
 #: The first look: with fewer sessions the sequential bounds are too wide to decide anything.
 FIRST_LOOK = 4
-#: The smallest --time-budget accepted (seconds).
-MIN_TIME_BUDGET_S = 10.0
 _HELLO_TIMEOUT_S = 180.0
 _PARITY_TIMEOUT_S = 3600.0
-
-
-@dataclass
-class GateOptions:
-    """What `perfsuite gate` was asked to do."""
-
-    baseline: str
-    candidate: str
-    profile: str = "quick"
-    threshold: float = 0.02
-    confidence: float = 0.99  # 1 - the gate's family-wise false-alarm rate (every workload, every look)
-    ignore_below: float = 0.0  # slower only when the lower bound exceeds 1 + ignore_below
-    time_budget_s: Optional[float] = None  # None: the profile's
-    out: Optional[str] = None
-    junit_xml: Optional[str] = None
-    strict: bool = False
-    allow_same: bool = False
-    installer: str = "uv"
-    rebuild_envs: bool = False
-    seed: int = 0
-    parity: bool = True
-    latency: bool = True
-    exporter: Optional[str] = None  # ONNX Runtime candidate: the MXNet that exports the model (envs.with_exporter)
-    threads: Optional[int] = None  # OMP_NUM_THREADS of the workers; None: the caller's, else every usable CPU
-    inject_slowdown: float = 0.0  # testing the gate only: the candidate's timed calls are slowed by this fraction
-    inject_targets: Tuple[str, ...] = ()  # ... of these workloads only (empty: every workload)
-    pause_idle: bool = True  # SIGSTOP the idle worker while the other side is timed
-    force: bool = False  # replace an existing --junit-xml file
-    prepare_timeout_s: float = 900.0
-    argv: Optional[Sequence[str]] = None
-
-
-@dataclass
-class GateOutcome:
-    out_dir: Path
-    doc: Dict[str, Any]
-    exit_code: int
-
-
-# ------------------------------------------------------------------------------------------------ validation
-def validate(opts: GateOptions) -> Tuple[Any, Any, Any]:
-    """Check every option before any work; returns (baseline spec, candidate spec, profile)."""
-
-    base = parse_spec(opts.baseline, "--baseline")
-    cand = parse_spec(opts.candidate, "--candidate", allow_runtime=True)
-    if opts.exporter is not None and cand.runtime != "onnxruntime":
-        raise PerfsuiteInputError(f"--exporter {opts.exporter!r} applies only to an ONNX Runtime candidate "
-                                  f"(onnxruntime==X.Y); the candidate {cand.label} is MXNet")
-    cand = with_exporter(cand, base, opts.exporter)
-    if base.release_key == cand.release_key and not opts.allow_same:
-        raise PerfsuiteInputError(f"--baseline and --candidate are the same ({base.label}); an A/A check (the same "
-                                  "MXNet in two separately built environments) must be asked for with --allow-same")
-    if opts.profile not in GATE_PROFILES:
-        raise PerfsuiteInputError(f"unknown profile {opts.profile!r}; allowed: {', '.join(GATE_PROFILES)}")
-    if not (isinstance(opts.threshold, (int, float)) and 0 < opts.threshold < 1):
-        raise PerfsuiteInputError(f"--threshold {opts.threshold!r}: allowed 0 < threshold < 1 (0.02 is 2 %)")
-    if not (isinstance(opts.confidence, (int, float)) and 0.5 < opts.confidence < 1):
-        raise PerfsuiteInputError(f"--confidence {opts.confidence!r}: allowed 0.5 < confidence < 1")
-    if opts.time_budget_s is not None and not (math.isfinite(opts.time_budget_s) and opts.time_budget_s > 0):
-        raise PerfsuiteInputError(f"--time-budget {opts.time_budget_s!r}: must be a positive number of seconds")
-    if opts.installer not in INSTALLERS:
-        raise PerfsuiteInputError(f"--installer {opts.installer!r}; allowed: {', '.join(INSTALLERS)}")
-    if not 0 <= opts.inject_slowdown < 10:
-        raise PerfsuiteInputError(f"--inject-slowdown {opts.inject_slowdown!r}: allowed 0 <= fraction < 10")
-    if not (isinstance(opts.ignore_below, (int, float)) and 0 <= opts.ignore_below < opts.threshold):
-        raise PerfsuiteInputError(f"--ignore-below {opts.ignore_below!r}: allowed 0 <= ignore-below < --threshold "
-                                  f"({opts.threshold!r})")
-    if opts.inject_targets:
-        if not opts.inject_slowdown:
-            raise PerfsuiteInputError("--inject-target applies only with --inject-slowdown")
-        prof = GATE_PROFILES.get(opts.profile)
-        known = [t.id for t in prof.target_list(cand.runtime)] if prof else []
-        for tid in opts.inject_targets:
-            if tid not in known:
-                raise PerfsuiteInputError(f"--inject-target {tid!r} is not a workload of profile {opts.profile!r}; "
-                                          f"allowed: {', '.join(known)}")
-    cpus = usable_cpus()
-    if opts.threads is not None and not 1 <= opts.threads <= cpus:
-        raise PerfsuiteInputError(f"--threads {opts.threads!r}: allowed 1 to {cpus} (the CPUs this process may use)")
-    if not (isinstance(opts.seed, int) and 0 <= opts.seed < 2 ** 32):
-        raise PerfsuiteInputError(f"--seed {opts.seed!r}: allowed 0 <= seed < 2**32")
-    if opts.time_budget_s is not None and opts.time_budget_s < MIN_TIME_BUDGET_S:
-        raise PerfsuiteInputError(f"--time-budget {opts.time_budget_s!r}: allowed >= {MIN_TIME_BUDGET_S:.0f} seconds "
-                                  "(building environments and one session take longer)")
-    if not opts.latency:
-        given = [name for name, on in (("--threshold", opts.threshold != 0.02), ("--confidence", opts.confidence != 0.99),
-                                       ("--ignore-below", bool(opts.ignore_below)),
-                                       ("--inject-slowdown", bool(opts.inject_slowdown)),
-                                       ("--time-budget", opts.time_budget_s is not None), ("--seed", opts.seed != 0),
-                                       ("--threads", opts.threads is not None)) if on]
-        if given:
-            raise PerfsuiteInputError(f"{', '.join(given)}: {'applies' if len(given) == 1 else 'apply'} to the latency "
-                                      "comparison, which --no-latency turns off")
-    if not (opts.parity or opts.latency):
-        raise PerfsuiteInputError("--no-parity and --no-latency together leave nothing to check")
-    if opts.junit_xml is not None:
-
-        check_output_file(opts.junit_xml, "--junit-xml", force=opts.force)
-    elif opts.force:
-        raise PerfsuiteInputError("--force applies to --junit-xml, which was not given")
-    if opts.out is not None:
-
-        check_output_folder(opts.out, "--out")
-
-    check_cache_root()  # environments and the staged perfsuite live there
-    for spec, option in ((base, "--baseline"), (cand, "--candidate")):  # last: runs the interpreter (~0.1 s)
-        if spec.kind == "python":
-            check_interpreter(spec, option)
-    return base, cand, GATE_PROFILES[opts.profile]
-
-
-def reserve_out_dir(opts: GateOptions, base_label: str, cand_label: str, root: str = "results") -> Path:
-    """Create and claim the output folder (perfsuite.outputs.reserve_folder): --out, or a fresh unique folder."""
-    import re
-
-
-    slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{base_label}-vs-{cand_label}").strip("-")[:80]
-    return reserve_folder(opts.out, f"gate-{time.strftime('%Y%m%d-%H%M%S')}-{slug}", root=root)
-
-
-# ------------------------------------------------------------------------------------------------ parity
-PARITY_ORDER = ("regression", "fix", "pre-existing", "skipped on candidate only", "skipped on baseline only",
-                "both pass", "both skip")
-
-
-def _bad(status: Optional[str]) -> bool:
-    return status in ("fail", "error")
-
-
-def diff_parity(base_cases: Sequence[Dict[str, Any]], cand_cases: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Match parity outcomes case by case and classify each (see PARITY_ORDER)."""
-    b = {c["id"]: c for c in base_cases}
-    c = {x["id"]: x for x in cand_cases}
-    out = []
-    for cid in list(dict.fromkeys(list(b) + list(c))):
-        bs = b.get(cid, {}).get("status", "missing")
-        cs = c.get(cid, {}).get("status", "missing")
-        if _bad(cs) and bs == "pass":
-            kind = "regression"
-        elif _bad(bs) and cs == "pass":
-            kind = "fix"
-        elif _bad(bs) and _bad(cs):
-            kind = "pre-existing"
-        elif bs == "pass" and cs in ("skip", "missing"):
-            kind = "skipped on candidate only"
-        elif cs == "pass" and bs in ("skip", "missing"):
-            kind = "skipped on baseline only"
-        elif _bad(cs):  # skipped or missing on the baseline, failing on the candidate: nothing passed before
-            kind = "pre-existing"
-        elif _bad(bs):
-            kind = "fix" if cs == "pass" else "skipped on candidate only"
-        elif bs == cs == "pass":
-            kind = "both pass"
-        else:
-            kind = "both skip"
-        out.append({"id": cid, "group": (b.get(cid) or c.get(cid) or {}).get("group", ""), "kind": kind,
-                    "baseline": b.get(cid), "candidate": c.get(cid)})
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ the gate
 @dataclass
 class _TargetState:
+    """One workload across the gate's sessions: its plan, its pairs and session figures, and its decision."""
+
     id: str
     skip: Dict[str, Optional[str]] = field(default_factory=lambda: {"baseline": None, "candidate": None})
     calls: Optional[int] = None  # calls per timed block (short ops: a block lasts >= BLOCK_TARGET_S)
@@ -286,6 +114,8 @@ class _TargetState:
 
 
 class _Gate:
+    """One run of the gate: environments, the workers' hello, parity, the latency sessions, gate.json, the verdict."""
+
     def __init__(self, opts: GateOptions, err: TextIO) -> None:
         self.opts, self.err = opts, err
         self.t0 = time.perf_counter()
@@ -316,7 +146,6 @@ class _Gate:
         # an ONNX Runtime candidate runs the counterpart of each MXNet path the baseline runs
         self.path_map: Dict[str, Dict[str, str]] = {"baseline": {}, "candidate": {}}
         if self.runtime == "onnxruntime":
-
             self.path_map["candidate"] = dict(ORT_COUNTERPARTS)
 
     # -------------------------------------------------------------------------------- bookkeeping
@@ -336,7 +165,6 @@ class _Gate:
         return str(self.out_dir / "logs" / f"{name}.log")
 
     def start_worker(self, side: str, tag: str, cpus: Optional[List[int]] = None) -> Any:
-
         w = WorkerProcess(self.envs[side].python, f"{side} worker ({self.envs[side].spec.label}, {tag})",
                           pythonpath=self.pythonpath, env=self.worker_env, log_path=self._log(f"{side}-{tag}"),
                           cpus=cpus)
@@ -350,7 +178,6 @@ class _Gate:
 
     # -------------------------------------------------------------------------------- phases
     def run(self) -> GateOutcome:
-
         opts = self.opts
         self.out_dir = reserve_out_dir(opts, self.base_spec.label, self.cand_spec.label)
         (self.out_dir / "logs").mkdir()
@@ -384,8 +211,8 @@ class _Gate:
                  f"{opts.profile}; results in {self.out_dir}/")
         if opts.inject_slowdown:
             which = ", ".join(opts.inject_targets) if opts.inject_targets else "every workload"
-            self.say(f"TESTING THE GATE: the candidate's timed calls of {which} are slowed by {opts.inject_slowdown:.1%} "
-                     "(--inject-slowdown)")
+            self.say(f"TESTING THE GATE: the candidate's timed calls of {which} are slowed by "
+                     f"{opts.inject_slowdown:.1%} (--inject-slowdown)")
         self.save()
         same = self.base_spec.requirement == self.cand_spec.requirement and self.base_spec.path == self.cand_spec.path
         for side, spec in (("baseline", self.base_spec), ("candidate", self.cand_spec)):
@@ -459,7 +286,6 @@ class _Gate:
 
     # -------------------------------------------------------------------------------- latency
     def _latency(self) -> None:
-
         targets = [_TargetState(t.id) for t in self.targets]
         lat: Dict[str, Any] = {"sessions": [], "targets": {}, "stopped_because": None, "design": None}
         self.doc["latency"] = lat
@@ -498,21 +324,9 @@ class _Gate:
         self.save()
 
     def session_cpus(self, index: int) -> Optional[List[int]]:
-        """Both workers of a session run on the same CPUs from their start, as many as their threads, chosen in turn
-        per session. Two workers left to the scheduler settle on different cores, and cores differ: in an A/A gate
-        with one thread each, FullyConnected ran 15 % slower in the worker on one core than in the other in 5 of 7
-        sessions. Pinning only for the timing (preparing on every CPU) was worse: an op's arrays prepared on one
-        core and timed on the other ran in two modes 14 % apart (fc_float32's session figures: sd 9.3 % against
-        1.1 % pinned from the start). Only one worker runs at a time (the other is paused), so sharing costs only
-        the preparation, which runs on one core."""
-        if not self.opts.pause_idle or not hasattr(os, "sched_getaffinity"):
-            return None
-        usable = sorted(os.sched_getaffinity(0))
-        n = min(self.threads, len(usable))
-        if n >= len(usable):
-            return None  # every CPU: nothing to choose
-        start = (index * n) % len(usable)
-        return [usable[(start + i) % len(usable)] for i in range(n)]
+        """The CPUs both workers of session `index` run on from their start (perfsuite.gate.plan.session_cpus); None
+        (every CPU) when the idle worker is not paused."""
+        return session_cpus(index, self.threads) if self.opts.pause_idle else None
 
     def _next_session_s(self, active: List[_TargetState]) -> float:
         """What the next session will take: starting the workers plus each active target's last session."""
@@ -563,12 +377,7 @@ class _Gate:
             self._release(ws, t)
             return
         if t.calls is None:
-            one = max(t.call_s["baseline"], 1e-6)
-            t.calls = max(1, math.ceil(BLOCK_TARGET_S / one))
-            n = int(round(self.profile.session_s / (2 * t.calls * one)))
-            least, most = (MIN_PAIRS_OP, MIN_PAIRS) if t.id.startswith("op:") else (MIN_PAIRS, MAX_PAIRS)
-            t.pairs_per_session = max(least, min(most, n + n % 2))
-            t.plan_history.append({"session": index, "pairs": t.pairs_per_session, "why": "from the call time"})
+            first_plan(t, index, self.profile.session_s)
         self._replan(t, index)
         inject = opts.inject_slowdown if self._injected(t.id) else 0.0
         timeout = self._time_timeout(t)
@@ -637,57 +446,9 @@ class _Gate:
                                                     or target_id in self.opts.inject_targets)
 
     def _replan(self, t: _TargetState, index: int) -> None:
-        """Plan the pairs per session from the measured variance components once 3 sessions have figures.
-
-        With sd_w per pair within a session and sd_b between sessions, k sessions of m pairs give a standard error
-        sqrt((sd_b^2 + (pi/3) sd_w^2 / m) / k) (HL figures). A slowdown of the threshold is decided at look k when
-        that is below log(1 + threshold) / (q_k + z_0.9), q_k being the design's slower bound at k: the plan takes,
-        among the looks still ahead, the one reached soonest (session cost: this target's overhead and its share
-        of starting the workers, plus m pairs) and the m it needs, between MIN_PAIRS and what
-        MAX_PAIR_SECONDS_FACTOR x the profile's session time allows. If no look ahead can reach it, m stays."""
-        from scipy import stats as st
-
-
-        if len(t.figures) < 3 or (t.plan_history and t.plan_history[-1].get("figures") == len(t.figures)):
-            return
-        cp = t.clean_pairs
-        vc = stats.variance_components([math.log(p["candidate_s"] / p["baseline_s"]) for p in cp],
-                                       [p["session"] for p in cp])
-        c_pair = float(np.median([(p["baseline_s"] + p["candidate_s"]) * (t.calls or 1) for p in cp]))
-        c_sess = float(np.median(t.overhead_s)) + self.worker_start_s / max(1, self.compared)
-        sw, sb = vc["within_sd_per_pair"], vc["between_sd"]
-        least = MIN_PAIRS_OP if t.id.startswith("op:") else MIN_PAIRS
-        cap = min(MAX_PAIRS_GROWN, max(least, int(MAX_PAIR_SECONDS_FACTOR * self.profile.session_s
-                                                       / max(c_pair, 1e-9))))
-        delta = math.log1p(self.opts.threshold)
-        z_power = float(st.norm.isf(0.1))
-        done = len(t.figures)
-        best: Optional[Tuple[float, int, int]] = None
-        design = self.design_for(t)
-        for k in range(max(done + 1, design.first_look), design.max_sessions + 1):
-            q = design.critical(k, max(1, self.compared))[0]
-            if not math.isfinite(q):
-                continue
-            room = k * (delta / (q + z_power)) ** 2 - sb ** 2
-            if room <= 0:
-                continue
-            m = max(least, math.ceil(math.pi / 3 * sw ** 2 / room))
-            m += m % 2
-            if m > cap:
-                continue
-            cost = (k - done) * (c_sess + m * c_pair)
-            if best is None or cost < best[0]:
-                best = (cost, k, m)
-        entry: Dict[str, Any] = {"session": index, "figures": done, "within_sd_per_pair": sw, "between_sd": sb,
-                                 "pair_s": c_pair, "overhead_s": c_sess, "cap": cap}
-        if best is None:
-            entry.update(pairs=t.pairs_per_session, why="no look ahead reaches the threshold's precision at this "
-                                                        "noise; pairs unchanged")
-        else:
-            t.pairs_per_session = best[2]
-            entry.update(pairs=best[2], planned_sessions=best[1], planned_s=round(best[0], 1),
-                         why="variance components")
-        t.plan_history.append(entry)
+        """Plan the pairs per session from the measured variance components (perfsuite.gate.plan.replan)."""
+        replan(t, index, self.design_for(t), max(1, self.compared), self.opts.threshold, self.profile.session_s,
+               self.worker_start_s)
 
     def _time_timeout(self, t: _TargetState) -> float:
         one = max(t.call_s.values()) if t.call_s else 1.0
@@ -704,7 +465,6 @@ class _Gate:
         return 1.0 - self.design.alpha_slower(max(1, self.compared))
 
     def _comparison(self, t: _TargetState) -> Any:
-
         if not t.figures:
             return None
         design = self.design_for(t)
@@ -746,7 +506,6 @@ class _Gate:
             t.chasing_faster = False
 
     def _target_doc(self, t: _TargetState, target: Any) -> Dict[str, Any]:
-
         c = self._comparison(t)
         d: Dict[str, Any] = {"id": t.id, "kind": target.kind, "skip": t.skip, "error": t.error, "calls": t.calls,
                              "pairs_per_session": t.pairs_per_session, "plan": t.plan_history, "call_s": t.call_s,
@@ -754,180 +513,26 @@ class _Gate:
                              "decided_after_sessions": t.decided_after, "figures": t.figures,
                              "figure_sessions": t.figure_sessions, "injected": self._injected(t.id),
                              "pairs": t.pairs}
-        d["outcome"] = _outcome(t, c)
+        d["outcome"] = outcome(t, c)
         if c is not None:
-            cp = t.clean_pairs
-            vc = stats.variance_components([math.log(p["candidate_s"] / p["baseline_s"]) for p in cp],
-                                     [p["session"] for p in cp]) if cp else {}
-            vc.pop("session_figures", None)
-
-            def num(x: float) -> Optional[float]:
-                return x if x == x and math.isfinite(x) else None
-
-            d["comparison"] = {"ratio": c.ratio, "low": num(c.low), "high": num(c.high),
-                               "threshold_bound": num(c._margin[1]), "p_value": num(c.p_value),
-                               "sessions": c.n_units, "pairs": c.n_pairs, "min_sessions": c.min_units,
-                               "verdict": c.verdict, "within_threshold": c.within_threshold,
-                               "rules_out_slowdown": c.rules_out_slowdown, "slower": c.slower, "faster": c.faster,
-                               "describe": c.describe(),
-                               "baseline_median_s": float(np.median([p["baseline_s"] for p in cp])) if cp else None,
-                               "candidate_median_s": float(np.median([p["candidate_s"] for p in cp])) if cp else None,
-                               "disturbed_pairs": int(sum(p["disturbed"] for p in t.pairs)),
-                               "disturbed_share": t.disturbed_share, "noise": vc,
-                               "needs": self._needs(t, c)}
+            d["comparison"] = comparison_doc(t, c, self._needs(t, c))
         return d
 
     def _needs(self, t: _TargetState, c: Any) -> Optional[Dict[str, Any]]:
-        """For a workload left undecided: how many sessions in all, and how much more time, the measured noise says
-        ruling a slowdown beyond the threshold out would take (the design's last-look bound, this workload's session
-        sd and estimate; a planning figure, not a promise)."""
-
-        if t.outcome is not None or len(t.figures) < 3:
-            return None
-        est, se, _ = trimmed_t(t.figures)
-        sd = se * math.sqrt(len(t.figures))
-        room = math.log1p(self.opts.threshold) - max(est, 0.0)
-        per = float(np.mean(t.session_s)) if t.session_s else math.nan
-        design = self.design_for(t)
-        done = len(t.figures)
-        if room <= 0:
-            return {"sessions": None, "seconds": None,
-                    "why": f"its estimate ({math.exp(est):.3f}) lies beyond the threshold: more sessions would "
-                           "likely call it slower"}
-        q = design.critical(design.max_sessions, max(1, self.compared))[1]
-        n = max(done + 1, math.ceil((q * sd / room) ** 2))
-        more = n - done
-        beyond = f", beyond this design's {design.max_sessions}" if n > design.max_sessions else ""
-        return {"sessions": n, "seconds": more * per if per == per else None,
-                "why": f"about {n} sessions in all, {more} more (~{clock(more * per)} at {per:.0f} s each{beyond}), at "
-                       f"its session sd of {sd * 100:.2f} % and estimate {math.exp(est):.3f}"}
+        """For a workload left undecided: what deciding it would take (perfsuite.gate.verdict.needs)."""
+        return needs(t, self.design_for(t), max(1, self.compared), self.opts.threshold)
 
     # -------------------------------------------------------------------------------- verdict
     def _finish(self) -> GateOutcome:
-
         verdict = decide(self.doc, strict=self.opts.strict)
         self.doc["verdict"] = verdict
         self.doc["status"] = "complete"
         self.doc["finished_utc"] = _utc()
         self.save()
         assert self.out_dir is not None
-        gate_report.write_outputs(self.doc, self.out_dir, self.opts.junit_xml)
+        summary.write_outputs(self.doc, self.out_dir, self.opts.junit_xml)
         self.save()
         return GateOutcome(self.out_dir, self.doc, verdict["exit_code"])
-
-
-def look(figures: Sequence[float], design: Any, workloads: int, threshold: float,
-         ignore_below: float = 0.0) -> Optional[str]:
-    """The gate's decision after the sessions whose figures are given: "slower", "no slowdown" or None (go on).
-    The gate calls this after every session; gate_calibration's resampled gates and the tests call the same."""
-
-    if len(figures) < design.first_look or len(figures) > design.max_sessions:
-        return None
-    return sequential_decision(compare_sessions(figures, design, workloads, threshold=threshold,
-                                                ignore_below=ignore_below, rank_p=False))
-
-
-def wants_faster(c: Any, threshold: float) -> bool:
-    """Is a workload decided "no slowdown" worth more sessions to report a speed-up: its estimate is faster than
-    1 / (1 + threshold) but its interval does not exclude 1 yet."""
-    return c is not None and not c.faster and c.ratio == c.ratio and c.ratio < 1.0 / (1.0 + threshold)
-
-
-def replay(figures: Sequence[float], design: Any, workloads: int, threshold: float,
-           ignore_below: float = 0.0) -> Tuple[Optional[str], Optional[int]]:
-    """A workload's sequential path through its sessions: (decision, the session count it came at), or (None, None)
-    if no look up to the last figure (or the design's maximum) decides."""
-    for k in range(design.first_look, min(len(figures), design.max_sessions) + 1):
-        d = look(figures[:k], design, workloads, threshold, ignore_below)
-        if d is not None:
-            return d, k
-    return None, None
-
-
-def _outcome(t: _TargetState, c: Any) -> str:
-    """A workload's outcome in the gate: slower, faster (informative: it also rules a slowdown out), no slowdown
-    (beyond the threshold: ruled out), inconclusive, not enough data, disturbed, skipped or error."""
-    if t.error:
-        return "error"
-    if t.skipped:
-        return "skipped"
-    if t.outcome == "slower":
-        return "slower"
-    if t.outcome == "no slowdown":
-        return "faster" if c is not None and c.faster else "no slowdown"
-    if t.disturbed_share > MAX_DISTURBED_SHARE:
-        return "disturbed"
-    if c is None or not c.enough:
-        return "not enough data"
-    return "inconclusive"
-
-
-def decide(doc: Dict[str, Any], strict: bool = False) -> Dict[str, Any]:
-    """The gate's verdict from its document: exit code and the reasons, most important first.
-
-    NOT SAFE (exit 1): a parity regression (or, with --strict, a pre-existing failure or a case the candidate
-    lost), or a workload measured slower. SAFE (exit 0): none of that, and every compared workload ruled a slowdown
-    beyond the threshold out. Anything else is UNDECIDED (exit 3): the evidence does not say which, and the reasons
-    name the workloads and what deciding them would take. A workload that failed in a worker makes the gate an
-    ERROR (exit 2) unless it is already NOT SAFE."""
-    reasons: List[str] = []
-    undecided: List[str] = []
-    errors: List[str] = []
-    par = doc.get("parity")
-    if par:
-        c = par["counts"]
-        if c.get("regression"):
-            reasons.append(f"{c['regression']} parity regression(s): passes on the baseline, fails on the candidate")
-        if strict and c.get("pre-existing"):
-            reasons.append(f"{c['pre-existing']} pre-existing parity failure(s) (--strict)")
-        if strict and c.get("skipped on candidate only"):
-            reasons.append(f"{c['skipped on candidate only']} parity case(s) that ran on the baseline cannot run on "
-                           "the candidate (--strict)")
-    lat = doc.get("latency")
-    geo = None
-    if lat is not None:
-        targets = lat.get("targets") or {}
-        thr = doc["config"]["threshold"]
-        outcome = {tid: t.get("outcome") for tid, t in targets.items()}
-        slower = [tid for tid, o in outcome.items() if o == "slower"]
-        if slower:
-            reasons.append(f"{len(slower)} workload(s) slower: " + "; ".join(
-                f"{tid} {targets[tid]['comparison']['describe']}" for tid in slower))
-        for tid, o in outcome.items():
-            if o in ("inconclusive", "not enough data", "disturbed"):
-                t = targets[tid]
-                needs = (t.get("comparison") or {}).get("needs") or {}
-                what = {"inconclusive": f"a slowdown beyond {thr:.0%} is not ruled out",
-                        "not enough data": "too few sessions for a verdict",
-                        "disturbed": f"{(t.get('comparison') or {}).get('disturbed_share', 0):.0%} of its pairs were "
-                                     f"disturbed by other processes (more than {MAX_DISTURBED_SHARE:.0%})"}[o]
-                ratio = (t.get("comparison") or {}).get("describe")
-                undecided.append(f"{tid}: {what}" + (f" ({ratio})" if ratio and o != "not enough data" else "")
-                                 + (f"; deciding it needs {needs['why']}" if needs.get("why") else ""))
-        errors = [f"{tid}: {t['error']}" for tid, t in targets.items() if t.get("error")]
-        compared = [tid for tid, o in outcome.items() if o not in ("skipped", "error")]
-        if not compared and not errors:
-            undecided.append("no workload could be timed on both sides (every one was skipped), so no slowdown is "
-                             "ruled out")
-        if strict:
-            lost = [tid for tid, t in targets.items()
-                    if (t.get("skip") or {}).get("candidate") and not (t.get("skip") or {}).get("baseline")]
-            if lost:
-                reasons.append(f"{len(lost)} workload(s) that run on the baseline cannot run on the candidate "
-                               "(--strict): " + ", ".join(lost))
-        valid = [t["comparison"]["ratio"] for t in targets.values()
-                 if t.get("comparison") and t["comparison"]["verdict"] != "not enough data"]
-        geo = float(np.exp(np.mean(np.log(valid)))) if valid else None
-    if reasons:
-        code, word = EXIT_REGRESSION, "NOT SAFE"
-    elif errors:
-        code, word = EXIT_GATE_ERROR, "ERROR"
-    elif undecided:
-        code, word = EXIT_UNDECIDED, "UNDECIDED"
-    else:
-        code, word = EXIT_SAFE, "SAFE"
-    extra = ["a workload failed in a worker: " + "; ".join(errors)] if errors else []
-    return {"exit_code": code, "word": word, "reasons": reasons + extra + undecided, "geomean_ratio": geo}
 
 
 def run_gate(opts: GateOptions, err: Optional[TextIO] = None) -> GateOutcome:
@@ -950,7 +555,7 @@ def run_gate(opts: GateOptions, err: Optional[TextIO] = None) -> GateOutcome:
                 g.save()
                 if g.out_dir is not None and not isinstance(exc, (KeyboardInterrupt,)):
 
-                    gate_report.write_outputs(g.doc, g.out_dir, opts.junit_xml)
+                    summary.write_outputs(g.doc, g.out_dir, opts.junit_xml)
             except Exception:
                 pass
         if isinstance(exc, (WorkerError, PerfsuiteInputError)) and g.out_dir is not None:
@@ -958,21 +563,10 @@ def run_gate(opts: GateOptions, err: Optional[TextIO] = None) -> GateOutcome:
         raise
     finally:
         if g.out_dir is not None:  # the ONNX Runtime workers' exported models (BERT-base: 440 MB each)
-            import shutil
-
             shutil.rmtree(g.out_dir / "onnx-cache", ignore_errors=True)
 
 
-def default_threads() -> int:
-    """The workers' OpenMP threads when neither --threads nor OMP_NUM_THREADS says: half the usable CPUs (at least
-    1). With every core busy, whatever else runs (the driver, the system, a neighbour on a shared host) stalls
-    OpenMP's barriers: on the 2-core machines here one BERT-base b1 pair's log-ratio varied with sd 9.3 % at 2
-    threads against 5.7 % at 1 thread (README, "The upgrade gate"). Pass --threads to time at the deployment's."""
-    return max(1, usable_cpus() // 2)
-
-
 def _minilm_dir() -> Optional[str]:
-
     d = minilm_dir()
     return str(d) if d is not None and d.is_dir() else None
 

@@ -9,18 +9,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from perfsuite.results import write_text_atomic
-from perfsuite.tables import table
+from perfsuite.tables import fmt_ms, table
 
 __all__ = ["markdown", "junit_xml", "text_summary", "write_outputs"]
 
 _SHOWN_PARITY = ("regression", "fix", "pre-existing", "skipped on candidate only", "skipped on baseline only")
 
 
-def _ms(s: Optional[float]) -> str:
-    if s is None:
-        return "-"
-    ms = s * 1e3
-    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
+def _in_ms(s: Optional[float]) -> Optional[float]:
+    return None if s is None else s * 1e3
 
 
 def _env_line(doc: Dict[str, Any], side: str) -> str:
@@ -57,7 +54,7 @@ def _latency_rows(doc: Dict[str, Any]) -> List[List[Any]]:
                 outcome += " (injected)"
             rows.append([tid, f"{c['ratio']:.3f}", low, high, f"{c['sessions']} / {c['pairs']}",
                          _pct(noise.get("within_sd_per_pair")), _pct(noise.get("between_sd")),
-                         _ms(c["baseline_median_s"]), _ms(c["candidate_median_s"]), outcome])
+                         fmt_ms(_in_ms(c["baseline_median_s"])), fmt_ms(_in_ms(c["candidate_median_s"])), outcome])
     return rows
 
 

@@ -194,7 +194,6 @@ def with_exporter(spec: EnvSpec, baseline: EnvSpec, exporter: Optional[str] = No
     from packaging.requirements import Requirement
     from packaging.version import Version
 
-
     if spec.runtime != "onnxruntime":
         return spec
     if exporter is not None:
@@ -225,7 +224,6 @@ def with_exporter(spec: EnvSpec, baseline: EnvSpec, exporter: Optional[str] = No
 
 
 def envs_dir() -> Path:
-
     return cache_root() / "envs"
 
 

@@ -10,8 +10,8 @@ measure one call), ``time`` (one block of calls of a prepared target: time per c
 ``inject`` slows it by a known fraction, for testing the gate only), ``release`` (drop a prepared target),
 ``memory`` (peak and current resident memory, after more calls of a prepared target), ``quit``.
 Replies carry ``ok``; a failed request replies ``{"ok": false, "error": ..., "kind": "input" | "error"}`` and the
-worker stays alive. `WorkerProcess` is the driver's side: it starts ``python -m perfsuite.gate.worker`` in an
-environment and sends requests with a timeout, so a crash or a hang becomes an exception naming the worker.
+worker stays alive. This module is the child (``python -m perfsuite.gate.worker``) and the protocol's constants;
+the driver's side, `WorkerProcess`, is perfsuite.gate.driver (the child never imports it).
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import select
 import signal
-import subprocess
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+import perfsuite
 from perfsuite import bench
 from perfsuite.env import collect_env
 from perfsuite.errors import PerfsuiteInputError, one_line
@@ -39,18 +38,15 @@ from perfsuite.paths.model import MODEL_PATHS
 from perfsuite.paths.onnx import onnx_versions, skip_reason_onnx
 from perfsuite.timing import mxnet_sync, peak_rss_bytes, rss_bytes, time_block
 from perfsuite.workloads import MODEL_PARITY_SHAPES, Target
-import perfsuite
 
-__all__ = ["WorkerProcess", "WorkerError", "main", "PROTOCOL_VERSION", "CPUS_ENV"]
+__all__ = ["main", "PROTOCOL_VERSION", "CPUS_ENV"]
 
+#: The version of the request/reply protocol (the hello reply carries it).
 PROTOCOL_VERSION = 1
+#: The CPUs a worker runs on (comma-separated), set before MXNet starts any thread, so all of them inherit it.
+CPUS_ENV = "PERFSUITE_WORKER_CPUS"
 
 
-class WorkerError(RuntimeError):
-    """A worker died, hung past its timeout, or broke the protocol (the gate cannot go on with it)."""
-
-
-# ------------------------------------------------------------------------------------------ worker side
 class _State:
     def __init__(self) -> None:
         self.prepared: Dict[str, Tuple[List[Callable[[], Any]], Dict[str, str]]] = {}
@@ -69,7 +65,6 @@ def _freeze() -> List[str]:
 
 
 def _hello(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
-
     info = collect_env()
     onnx: Optional[Dict[str, Any]] = None
     if req.get("runtime") == "onnxruntime":  # an ONNX Runtime candidate: its versions, or why it cannot run
@@ -84,7 +79,6 @@ def _hello(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
-
     ops = req.get("ops", "all")
     groups = list(req.get("groups") or [])  # only cases whose group starts with one of these (bisect's checks)
 
@@ -106,7 +100,6 @@ def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
         if req.get("passes") and lib:  # perfsuite's own passes by name (the wrong, crashing, hanging ones: tests)
             passes = tuple(req["passes"])
         from perfsuite.models import TASKS
-
 
         # path_map (an ONNX Runtime candidate): run path_map[p] and report it under MXNet path p, so the gate
         # matches it with the baseline's case; paths: only these MXNet paths (the baseline of such a gate)
@@ -132,7 +125,6 @@ def _parity(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _prepare(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
-
     target = Target(req["target"])
     kind, op, workload = target.parts()
     t0 = time.perf_counter()
@@ -180,12 +172,10 @@ def _prepare(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _sync() -> None:
-
     mxnet_sync()
 
 
 def _time(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
-
     tid = req["target"]
     if tid not in state.prepared:
         raise PerfsuiteInputError(f"target {tid!r} was not prepared in this worker")
@@ -201,7 +191,6 @@ def _profile(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     without it, for the profiler's overhead. Operator bulking must be off in this process (the driver sets
     MXNET_EXEC_BULK_EXEC_INFERENCE=0), or the profiler reports bulks of operators instead of operators."""
     import mxnet as mx
-
 
     tid = req["target"]
     if tid not in state.prepared:
@@ -252,7 +241,6 @@ def _release(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
     next target is timed in a process that holds only what it needs."""
     import gc
 
-
     state.prepared.pop(req["target"], None)
     state.spacers.clear()
     bench.runner_for.cache_clear()
@@ -265,10 +253,6 @@ _HANDLERS: Dict[str, Callable[[_State, Dict[str, Any]], Dict[str, Any]]] = {
     "release": _release, "memory": _memory,
     "quit": lambda state, req: {},
 }
-
-
-#: The CPUs a worker runs on (comma-separated), set before MXNet starts any thread, so all of them inherit it.
-CPUS_ENV = "PERFSUITE_WORKER_CPUS"
 
 
 def _pin_from_start() -> None:
@@ -312,141 +296,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     return str(value)
-
-
-# ------------------------------------------------------------------------------------------ driver side
-class WorkerProcess:
-    """The driver's handle on one worker: start it in an environment, send requests, get replies or errors."""
-
-    def __init__(self, python: str, name: str, pythonpath: Optional[str] = None,
-                 env: Optional[Dict[str, str]] = None, log_path: Optional[str] = None,
-                 cpus: Optional[List[int]] = None) -> None:
-        self.name = name
-        self.python = python
-        environ = dict(os.environ)
-        environ.update(env or {})
-        environ.pop(CPUS_ENV, None)
-        if cpus:
-            environ[CPUS_ENV] = ",".join(str(c) for c in cpus)
-        if pythonpath:
-            environ["PYTHONPATH"] = pythonpath + (os.pathsep + environ["PYTHONPATH"] if environ.get("PYTHONPATH")
-                                                  else "")
-        environ["PYTHONUNBUFFERED"] = "1"
-        self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL
-        try:
-            # cwd: `python -m` puts the working folder first on sys.path; run where only the staged perfsuite is
-            self.proc = subprocess.Popen([python, "-m", "perfsuite.gate.worker"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=self._log, env=environ, bufsize=0,
-                                         start_new_session=True, cwd=pythonpath or None)
-        except OSError as exc:
-            raise WorkerError(f"{name}: cannot start {python} ({exc.strerror})") from None
-        self._buf = b""
-        self.paused = False
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def pause(self) -> None:
-        """Stop the worker's whole process group (SIGSTOP): none of its threads can take a CPU until resume()."""
-        if not self.paused and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGSTOP)
-            self.paused = True
-
-    def resume(self) -> None:
-        if self.paused:
-            self.paused = False
-            try:
-                os.killpg(self.proc.pid, signal.SIGCONT)
-            except OSError:
-                pass
-
-    def send(self, req: Dict[str, Any]) -> None:
-        self.resume()  # a paused worker could not answer
-        try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write((json.dumps(req) + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise WorkerError(self._death(f"while sending {req.get('cmd')!r}")) from None
-
-    def receive(self, timeout: float, what: str = "") -> Dict[str, Any]:
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.kill()
-                raise WorkerError(f"{self.name}: no reply to {what or 'a request'} within {timeout:.0f} s "
-                                  "(hung; the worker was killed)")
-            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
-            if ready:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    raise WorkerError(self._death(f"during {what or 'a request'}"))
-                self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        try:
-            return json.loads(line)
-        except json.JSONDecodeError:
-            raise WorkerError(f"{self.name}: broke the protocol (not JSON: {line[:200]!r})") from None
-
-    def request(self, req: Dict[str, Any], timeout: float) -> Dict[str, Any]:
-        """Send one request and wait for its reply; a failed request raises (input: PerfsuiteInputError)."""
-        self.send(req)
-        reply = self.receive(timeout, repr(req.get("cmd")))
-        if not reply.get("ok"):
-            msg = f"{self.name}: {req.get('cmd')} {req.get('target', '')}: {reply.get('error')}".replace("  ", " ")
-            if reply.get("kind") == "input":
-                raise PerfsuiteInputError(msg)
-            raise WorkerError(msg)
-        return reply
-
-    def _death(self, when: str) -> str:
-        try:
-            code = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            return f"{self.name}: closed its pipe {when} but is still running"
-        if code < 0:
-            try:
-                sig = signal.Signals(-code).name
-            except ValueError:
-                sig = f"signal {-code}"
-            return f"{self.name}: crashed {when} ({sig})"
-        return f"{self.name}: exited {when} with status {code}"
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Ask the worker to quit; kill it if it does not within `timeout`."""
-        self.resume()
-        if self.proc.poll() is None:
-            try:
-                self.send({"cmd": "quit"})
-                self.proc.wait(timeout=timeout)
-            except (WorkerError, subprocess.TimeoutExpired):
-                self.kill()
-        self._close_files()
-
-    def kill(self) -> None:
-        self.resume()
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except OSError:
-                self.proc.kill()
-            self.proc.wait()
-        self._close_files()
-
-    def _close_files(self) -> None:
-        for f in (self.proc.stdin, self.proc.stdout):
-            try:
-                if f:
-                    f.close()
-            except OSError:
-                pass
-        if self._log is not subprocess.DEVNULL:
-            self._log.close()
-            self._log = subprocess.DEVNULL
 
 
 if __name__ == "__main__":

@@ -13,11 +13,12 @@ import numpy as np
 
 from perfsuite.errors import PerfsuiteInputError
 from perfsuite.report.figures import GroupKey, group_title, label, measurements, slug
-from perfsuite.report.markdown import (SPEEDUP_THRESHOLD, align_rows, fmt_ms, format_speedup, md_table, mkldnn_note,
+from perfsuite.report.markdown import (SPEEDUP_THRESHOLD, align_rows, format_speedup, md_table, mkldnn_note,
                                        speedup_ratio)
 from perfsuite.report.plots import comparison_plots
 from perfsuite.results import write_text_atomic
 from perfsuite.stats import Comparison, compare_runs
+from perfsuite.tables import fmt_ms
 from perfsuite.timing import Measurement
 
 __all__ = ["ComparisonRow", "check_comparable", "sides", "comparison_rows", "render_comparison",

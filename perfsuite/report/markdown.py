@@ -26,7 +26,7 @@ from perfsuite.report.figures import (GroupKey, PRICES, USER_PRICE, by_group, co
                                       workload_figures)
 from perfsuite.results import read_result, write_text_atomic
 from perfsuite.stats import Comparison, compare_paired, min_units_paired
-from perfsuite.tables import clock, markdown_lines, table
+from perfsuite.tables import clock, fmt_ms, markdown_lines, table
 from perfsuite.timing import Measurement
 
 __all__ = ["RESULTS_FORMAT", "RESULTS_FORMAT_VERSION", "PRICES", "USER_PRICE", "cost_per_million", "load",
@@ -125,12 +125,6 @@ def format_speedup(r: Comparison) -> str:
     if v == "no change":
         return f"{text} (no change beyond {r.threshold:.0%}{note})"
     return f"inconclusive ({text}{note})"
-
-
-def fmt_ms(x: Optional[float]) -> str:
-    if x is None or x != x:
-        return "-"
-    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
 def _money(x: float) -> str:

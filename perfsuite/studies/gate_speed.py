@@ -20,8 +20,9 @@ import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+
 from perfsuite import bench
-from perfsuite.gate import gate
+from perfsuite.gate import gate, options
 from perfsuite.measure_pass import PROFILE_TIMING
 from perfsuite.results import write_json_atomic
 from perfsuite.stats import compare_paired
@@ -63,8 +64,8 @@ def _gate_session(target: str, threads: int) -> Dict[str, Any]:
                                       parity_models=(), time_budget_s=3600.0, session_s=3.0, max_sessions=2)
     with tempfile.TemporaryDirectory(prefix="perfsuite-gate-speed-") as tmp:
         spec = f"python:{sys.executable}"
-        opts = gate.GateOptions(baseline=spec, candidate=spec, allow_same=True, profile=name, parity=False,
-                                threads=threads, out=os.path.join(tmp, "g"))
+        opts = options.GateOptions(baseline=spec, candidate=spec, allow_same=True, profile=name, parity=False,
+                                   threads=threads, out=os.path.join(tmp, "g"))
         with open(os.devnull, "w") as devnull:
             res = gate.run_gate(opts, err=devnull)
     t = res.doc["latency"]["targets"][target]
@@ -90,7 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.standalone:
         print(json.dumps(standalone_median(args.standalone)))
         return 0
-    threads = args.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or gate.default_threads()
+    threads = args.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or options.default_threads()
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     alone: List[float] = []
     in_gate: List[float] = []

@@ -22,9 +22,10 @@ from perfsuite import cli
 from perfsuite.bench import skip_reason_op
 from perfsuite.env import skip_reason_gpu
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.gate import gate, summary as gate_report
+from perfsuite.gate import gate, options, summary, verdict
+from perfsuite.gate.driver import WorkerError, WorkerProcess
+from perfsuite.gate.plan import MIN_PAIRS, MIN_PAIRS_OP
 from perfsuite.gate.venvs import parse_spec, with_exporter
-from perfsuite.gate.worker import WorkerError, WorkerProcess
 from perfsuite.workloads import GATE_PROFILES, GateProfile, Target
 
 HERE_PY = f"python:{sys.executable}"
@@ -136,7 +137,7 @@ def test_parity_cases_are_matched_and_classified():
             _case("f", "pass"), _case("g", "skip"), _case("h", "error"), _case("i", "pass")]
     cand = [_case("a", "pass"), _case("b", "fail"), _case("c", "pass"), _case("d", "error"), _case("e", "pass"),
             _case("f", "skip"), _case("g", "skip"), _case("h", "fail"), _case("j", "pass")]
-    kinds = {d["id"]: d["kind"] for d in gate.diff_parity(base, cand)}
+    kinds = {d["id"]: d["kind"] for d in verdict.diff_parity(base, cand)}
     assert kinds == {"a": "both pass", "b": "regression", "c": "fix", "d": "pre-existing",
                      "e": "skipped on baseline only", "f": "skipped on candidate only", "g": "both skip",
                      "h": "pre-existing", "i": "skipped on candidate only", "j": "skipped on baseline only"}
@@ -179,7 +180,7 @@ def _target(outcome, ratio=1.0):
 def test_verdict_and_exit_code(counts, outcomes, strict, code):
     doc = _doc(parity={"counts": counts, "cases": [], "seconds": 1.0},
                targets={f"op:t{i}": _target(v, 1.1 if v == "slower" else 1.0) for i, v in enumerate(outcomes)})
-    v = gate.decide(doc, strict=strict)
+    v = verdict.decide(doc, strict=strict)
     assert v["exit_code"] == code
     assert v["word"] == {0: "SAFE", 1: "NOT SAFE", 2: "ERROR", 3: "UNDECIDED"}[code]
     if "inconclusive" in outcomes and code == 3:
@@ -188,13 +189,13 @@ def test_verdict_and_exit_code(counts, outcomes, strict, code):
 
 
 def test_outputs_say_the_verdict_first_and_parse(tmp_path):
-    cases = gate.diff_parity([_case("op:x", "pass", 0.5), _case("model:y", "fail", 3.0)],
+    cases = verdict.diff_parity([_case("op:x", "pass", 0.5), _case("model:y", "fail", 3.0)],
                              [_case("op:x", "fail", 7.0), _case("model:y", "fail", 2.0)])
     doc = _doc(parity={"counts": {"regression": 1, "pre-existing": 1}, "cases": cases, "seconds": 2.0},
                targets={"op:fast": _target("no slowdown"), "op:slow": _target("slower", 1.08),
                         "op:gpu": {"skip": {"baseline": "needs CUDA", "candidate": "needs CUDA"}, "error": None}})
-    doc["verdict"] = gate.decide(doc)
-    gate_report.write_outputs(doc, tmp_path, str(tmp_path / "extra.xml"))
+    doc["verdict"] = verdict.decide(doc)
+    summary.write_outputs(doc, tmp_path, str(tmp_path / "extra.xml"))
     md = (tmp_path / "summary.md").read_text()
     assert md.startswith("# MXNet upgrade gate: A → B: **NOT SAFE** (exit 1)")
     assert md.index("## Parity") < md.index("## Latency") < md.index("## Environments")
@@ -418,7 +419,7 @@ def test_worker_runs_the_onnxruntime_counterpart_under_the_mxnet_name():
 
 # ------------------------------------------------------------------------------------------------ the decision
 def _gates(rng, n_gates, workloads, design, effect=0.0, sd=0.01, tails=None):
-    """Simulated gates through the gate's own decision code (gate.replay: gate.look after every session)."""
+    """Simulated gates through the gate's own decision code (verdict.replay: verdict.look after every session)."""
     outcomes = []
     for _ in range(n_gates):
         per = []
@@ -428,7 +429,7 @@ def _gates(rng, n_gates, workloads, design, effect=0.0, sd=0.01, tails=None):
                 noise = np.where(rng.random(n) < 0.15, rng.normal(0, 5 * sd, n), rng.normal(0, sd, n))
             else:
                 noise = rng.standard_t(tails, n) * sd if tails else rng.normal(0, sd, n)
-            per.append(gate.replay(list((effect if w == 0 else 0.0) + noise), design, workloads, 0.02)[0])
+            per.append(verdict.replay(list((effect if w == 0 else 0.0) + noise), design, workloads, 0.02)[0])
         outcomes.append(per)
     return outcomes
 
@@ -467,7 +468,7 @@ def test_a_true_two_percent_slowdown_with_tight_data_is_not_safe():
     assert np.mean([all(o == "no slowdown" for o in g[1:]) for g in gates]) > 0.9  # the others are ruled out
     doc = _doc(parity={"counts": {}, "cases": [], "seconds": 1.0},
                targets={"op:slowed": _target("slower", 1.02), "op:other": _target("no slowdown")})
-    assert gate.decide(doc)["word"] == "NOT SAFE"
+    assert verdict.decide(doc)["word"] == "NOT SAFE"
 
 
 class _FakeWorker:
@@ -504,8 +505,8 @@ class _FakeWorker:
 
 def test_disturbed_pairs_are_measured_again_and_never_enter_the_estimate(tmp_path, monkeypatch):
     monkeypatch.setitem(GATE_PROFILES, TEST_PROFILE.name, TEST_PROFILE)
-    g = gate._Gate(gate.GateOptions(baseline=HERE_PY, candidate=HERE_PY, allow_same=True, profile="unit-test",
-                                    out=str(tmp_path / "o")), open(os.devnull, "w"))
+    g = gate._Gate(options.GateOptions(baseline=HERE_PY, candidate=HERE_PY, allow_same=True, profile="unit-test",
+                                       out=str(tmp_path / "o")), open(os.devnull, "w"))
     t = gate._TargetState("op:fc_float32")
     warm = max(gate.WARMUP_BLOCKS, gate.OP_VARIANTS)  # the candidate's first requests are its warm-up blocks
     ws = {"baseline": _FakeWorker("baseline", 1.0, set()),
@@ -528,8 +529,8 @@ def test_disturbed_pairs_are_measured_again_and_never_enter_the_estimate(tmp_pat
 # ------------------------------------------------------------------------------------------------ planning, calibration
 def _gate_object(tmp_path, monkeypatch, profile=None):
     monkeypatch.setitem(GATE_PROFILES, TEST_PROFILE.name, profile or TEST_PROFILE)
-    return gate._Gate(gate.GateOptions(baseline=HERE_PY, candidate=HERE_PY, allow_same=True, profile="unit-test",
-                                       out=str(tmp_path / "o")), open(os.devnull, "w"))
+    return gate._Gate(options.GateOptions(baseline=HERE_PY, candidate=HERE_PY, allow_same=True, profile="unit-test",
+                                          out=str(tmp_path / "o")), open(os.devnull, "w"))
 
 
 def _state_with_sessions(tid, sessions, pairs, within, between, call_s=0.3, seed=0):
@@ -571,8 +572,8 @@ def test_pairs_are_planned_from_the_variance_components(tmp_path, monkeypatch):
     assert noisy.pairs_per_session > 16 and noisy.plan_history[-1]["why"] == "variance components"
     assert noisy.plan_history[-1]["planned_sessions"] <= g.design.max_sessions
     assert plan("model:small/onednn/classification/b8/L64", within=0.01, between=0.004, pairs=40).pairs_per_session \
-        == gate.MIN_PAIRS  # never below 16 for a model
-    assert plan("op:fc_float32", within=0.01, between=0.004, call_s=0.05).pairs_per_session == gate.MIN_PAIRS_OP
+        == MIN_PAIRS  # never below 16 for a model
+    assert plan("op:fc_float32", within=0.01, between=0.004, call_s=0.05).pairs_per_session == MIN_PAIRS_OP
     hopeless = plan("op:softmax_length", within=0.05, between=0.2, call_s=0.05)
     assert hopeless.pairs_per_session == 16 and "no look ahead" in hopeless.plan_history[-1]["why"]
     # more within-session noise never asks for fewer pairs
@@ -674,14 +675,14 @@ def test_a_clear_speed_up_keeps_being_timed_until_faster_is_decided(tmp_path, mo
             break
     decided = t.decided_after
     assert t.outcome == "no slowdown" and t.chasing_faster
-    assert gate._outcome(t, g._comparison(t)) == "no slowdown"  # not yet "faster"
+    assert verdict.outcome(t, g._comparison(t)) == "no slowdown"  # not yet "faster"
     for k in range(decided + 1, len(figs) + 1):
         t.figures = figs[:k]
         g._evaluate([t], k)
         if not t.chasing_faster:
             break
     assert t.decided_after == decided and t.outcome == "no slowdown"  # the sequential decision stands
-    assert gate._outcome(t, g._comparison(t)) == "faster"
+    assert verdict.outcome(t, g._comparison(t)) == "faster"
     # an A/A workload decided "no slowdown" is not chased
     same = gate._TargetState("model:y")
     figs = list(np.random.default_rng(1).normal(0, 0.002, design.max_sessions))

@@ -38,7 +38,7 @@ def _lib_api_cc() -> str:
 def worker_for(tmp_path_factory):
     """A factory: (spec, extra env) -> a worker in a cached environment of that MXNet release."""
     from perfsuite.gate.venvs import ensure_environment, parse_spec, stage_perfsuite
-    from perfsuite.gate.worker import WorkerProcess
+    from perfsuite.gate.driver import WorkerProcess
 
     made = []
 
