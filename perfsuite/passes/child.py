@@ -27,7 +27,7 @@ from collections import Counter
 from typing import IO, Any, Dict, Optional, Sequence, Tuple
 
 from perfsuite.errors import PerfsuiteInputError
-from perfsuite.passes import CHILD_INPUT_ERROR_STATUS, apply_passes, load_pass_library
+from perfsuite.passes.library import CHILD_INPUT_ERROR_STATUS, apply_passes, load_pass_library
 from perfsuite.results import atomic_path
 
 __all__ = ["main"]

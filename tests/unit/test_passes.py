@@ -26,6 +26,7 @@ import pytest
 from perfsuite import passes as P
 from perfsuite.env import collect_env, mxnet_at_least
 from perfsuite.errors import PerfsuiteInputError
+from perfsuite.passes import library
 
 REASON = P.skip_reason_passes()
 needs_passes = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -515,7 +516,7 @@ def _fake_mxnet_dir(tmp_path: Path, version: int) -> Path:
 
 
 def test_lib_api_10_without_lib_api_cc_like_the_18_wheels(tmp_path, monkeypatch):
-    monkeypatch.delenv(P.LIB_API_CC_ENV, raising=False)  # CI sets it for the 1.8 builds
+    monkeypatch.delenv(library.LIB_API_CC_ENV, raising=False)  # CI sets it for the 1.8 builds
     fake = _fake_mxnet_dir(tmp_path, 10)
     with _raises("needs src/lib_api.cc for lib_api version 10") as info:
         P.build_pass_library(out_dir=tmp_path, mxnet_dir=fake)
@@ -533,16 +534,16 @@ def test_the_environment_variable_is_only_a_fallback_for_wheels_without_lib_api_
     (header-only) ignores it, a 1.8 wheel uses it; a missing file is named with the variable."""
     vendored = tmp_path / "lib_api_180.cc"
     vendored.write_text("// apache/mxnet 1.8.0 src/lib_api.cc stand-in\n")
-    monkeypatch.setenv(P.LIB_API_CC_ENV, str(vendored))
+    monkeypatch.setenv(library.LIB_API_CC_ENV, str(vendored))
     v11 = _fake_mxnet_dir(tmp_path / "a", 11)
     (v11 / "src").mkdir()
     (v11 / "src" / "lib_api.cc").write_text("// 1.9's own\n")
-    assert P._build_inputs(v11, None)["lib_api_cc"] == (v11 / "src" / "lib_api.cc").resolve()
-    assert P._build_inputs(_fake_mxnet_dir(tmp_path / "b", 7), None)["lib_api_cc"] is None
-    assert P._build_inputs(_fake_mxnet_dir(tmp_path / "c", 10), None)["lib_api_cc"] == vendored.resolve()
-    monkeypatch.setenv(P.LIB_API_CC_ENV, str(tmp_path / "gone.cc"))
+    assert library._build_inputs(v11, None)["lib_api_cc"] == (v11 / "src" / "lib_api.cc").resolve()
+    assert library._build_inputs(_fake_mxnet_dir(tmp_path / "b", 7), None)["lib_api_cc"] is None
+    assert library._build_inputs(_fake_mxnet_dir(tmp_path / "c", 10), None)["lib_api_cc"] == vendored.resolve()
+    monkeypatch.setenv(library.LIB_API_CC_ENV, str(tmp_path / "gone.cc"))
     with _raises(f"PERFSUITE_LIB_API_CC='{tmp_path / 'gone.cc'}': {tmp_path / 'gone.cc'} does not exist"):
-        P._build_inputs(_fake_mxnet_dir(tmp_path / "d", 10), None)
+        library._build_inputs(_fake_mxnet_dir(tmp_path / "d", 10), None)
 
 
 def test_header_without_register_pass(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite.passes import LIB_API_CC_ENV
+from perfsuite.passes.library import LIB_API_CC_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 VENDORED = ROOT.parent / "shared" / "vendor" / "mxnet-1.8.0" / "src" / "lib_api.cc"
