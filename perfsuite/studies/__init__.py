@@ -1,3 +1,3 @@
 """Benchmarks, not tests: one-off studies the README quotes, each a `python -m perfsuite.studies.<name>` tool
 (int8_study: INT8 recipes; timer_check: perfsuite's timer against a hand loop; gate_speed: the gate against a
-user's process)."""
+user's process; duet_check: the gate's sequential pairs against a duet design)."""

@@ -659,6 +659,25 @@ def test_gate_speed_times_both_sides_of_every_round(tmp_path):
     assert "gate / standalone on op:softmax_fp16_safe" in p.stdout and 0.5 < doc["ratio"] < 2
 
 
+
+@pytest.mark.heavy  # ~20 s: two rounds of fresh worker pairs per design
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the duet design needs two CPUs this process may use")
+def test_duet_check_times_both_designs_and_keeps_every_pair(tmp_path):
+    """The benchmark behind the README's "why not a duet design": both designs, every round, every pair kept, and
+    a --json file that exists is not overwritten without --force (exit 2, before any work)."""
+    out = tmp_path / "duet.json"
+    cmd = [sys.executable, "-m", "perfsuite.studies.duet_check", "--targets", "op:fc_float32", "--rounds", "2",
+           "--pairs", "4", "--json", str(out)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    rounds = doc["log_ratios"]["op:fc_float32"]
+    assert set(rounds) == {"sequential", "duet"} and all(len(r) == 2 and all(len(x) == 4 for x in r)
+                                                         for r in rounds.values())
+    assert "sequential" in p.stdout and "duet" in p.stdout
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "--json" in again.stderr and "exists" in again.stderr
+
 def test_a_clear_speed_up_keeps_being_timed_until_faster_is_decided(tmp_path, monkeypatch):
     """1.7.0.post2 -> 1.9.1 once stopped BERT-base at "no slowdown" 0.855x without reporting it faster: a workload
     decided "no slowdown" whose estimate is a speed-up beyond the threshold goes on (its decision stands) until its
