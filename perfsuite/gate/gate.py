@@ -44,7 +44,7 @@ from perfsuite.gate.driver import WorkerError, WorkerProcess
 from perfsuite.gate.options import GateOptions, GateOutcome, default_threads, reserve_out_dir, validate
 from perfsuite.gate.plan import (BLOCK_TARGET_S, MAX_PAIRS, MAX_PAIRS_GROWN, MAX_PAIR_SECONDS_FACTOR, MIN_PAIRS,
                                  first_plan, replan, session_cpus)
-from perfsuite.gate.venvs import ensure_environment, stage_perfsuite
+from perfsuite.gate.venvs import compile_bytecode, ensure_environment, stage_perfsuite
 from perfsuite.gate.verdict import (EXIT_GATE_ERROR, MAX_DISTURBED_SHARE, PARITY_ORDER, comparison_doc, decide,
                                     diff_parity, look, needs, outcome, wants_faster)
 from perfsuite.paths.model import ORT_COUNTERPARTS
@@ -225,6 +225,8 @@ class _Gate:
             self.doc["environments"][side] = e.to_dict()
         self.pythonpath = str(stage_perfsuite())
         self.doc["perfsuite_staged"] = self.pythonpath
+        for side, e in self.envs.items():
+            self.doc["environments"][side]["bytecode_s"] = round(compile_bytecode(e, self.pythonpath), 2)
         self._hello()
         self.save()
         if opts.parity:
@@ -342,7 +344,7 @@ class _Gate:
         ws = {side: self.start_worker(side, tag, cpus) for side in sides}
         try:
             for w in ws.values():
-                w.send({"cmd": "hello"})
+                w.send({"cmd": "hello", "light": True})
             for side, w in ws.items():
                 w.receive(_HELLO_TIMEOUT_S, "hello")
             self.worker_start_s = time.perf_counter() - t0

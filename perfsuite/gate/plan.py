@@ -48,7 +48,8 @@ def replan(t: Any, index: int, design: Any, workloads: int, threshold: float, se
     that is below log(1 + threshold) / (q_k + z_0.9), q_k being the design's slower bound at k: the plan takes,
     among the looks still ahead, the one reached soonest (session cost: this target's overhead and its share
     of starting the workers, plus m pairs) and the m it needs, between MIN_PAIRS and what
-    MAX_PAIR_SECONDS_FACTOR x the profile's session time allows. If no look ahead can reach it, m stays."""
+    MAX_PAIR_SECONDS_FACTOR x the profile's session time allows. If no look ahead can reach it (the sessions' own
+    spread is too large), m is the cost-optimal split (_cost_optimal_pairs): sessions are what is short then."""
     from scipy import stats as st
 
     if len(t.figures) < 3 or (t.plan_history and t.plan_history[-1].get("figures") == len(t.figures)):
@@ -81,14 +82,28 @@ def replan(t: Any, index: int, design: Any, workloads: int, threshold: float, se
             best = (cost, k, m)
     entry: Dict[str, Any] = {"session": index, "figures": done, "within_sd_per_pair": sw, "between_sd": sb,
                              "pair_s": c_pair, "overhead_s": c_sess, "cap": cap}
-    if best is None:
-        entry.update(pairs=t.pairs_per_session, why="no look ahead reaches the threshold's precision at this "
-                                                    "noise; pairs unchanged")
+    if best is None:  # the sessions are what is short: the split that buys the most precision per second
+        m = _cost_optimal_pairs(sw, sb, c_sess, c_pair, least, cap)
+        t.pairs_per_session = m
+        entry.update(pairs=m, why="no look ahead reaches the threshold's precision at this noise; pairs at the "
+                                  "cost-optimal split, sqrt(session cost / pair cost x (pi/3) sd_w^2 / sd_b^2)")
     else:
         t.pairs_per_session = best[2]
         entry.update(pairs=best[2], planned_sessions=best[1], planned_s=round(best[0], 1),
                      why="variance components")
     t.plan_history.append(entry)
+
+
+def _cost_optimal_pairs(sw: float, sb: float, c_sess: float, c_pair: float, least: int, cap: int) -> int:
+    """The pairs per session that minimise the standard error bought per second of a two-level design (sessions
+    costing c_sess plus m pairs of c_pair; variance (sd_b^2 + (pi/3) sd_w^2 / m) / k): m* = sqrt(c_sess / c_pair x
+    (pi/3) sd_w^2 / sd_b^2) (Cochran, Sampling Techniques, two-stage sampling), even, within [least, cap]."""
+    if sb <= 0:
+        m = cap
+    else:
+        m = int(round(math.sqrt(max(c_sess, 0.0) / max(c_pair, 1e-9) * math.pi / 3 * sw ** 2 / sb ** 2)))
+    m = max(least, min(cap, m))
+    return m + m % 2 if m + m % 2 <= cap else m - m % 2
 
 
 def session_cpus(index: int, threads: int) -> Optional[List[int]]:

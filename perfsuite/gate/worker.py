@@ -65,6 +65,8 @@ def _freeze() -> List[str]:
 
 
 def _hello(state: _State, req: Dict[str, Any]) -> Dict[str, Any]:
+    if req.get("light"):  # a session's workers: the gate read the environment once already (collect_env imports
+        return {"pid": os.getpid(), "protocol": PROTOCOL_VERSION}  # MXNet and reads the machine: 1-3 s a worker)
     info = collect_env()
     onnx: Optional[Dict[str, Any]] = None
     if req.get("runtime") == "onnxruntime":  # an ONNX Runtime candidate: its versions, or why it cannot run

@@ -554,7 +554,7 @@ def _state_with_sessions(tid, sessions, pairs, within, between, call_s=0.3, seed
 
 def test_pairs_are_planned_from_the_variance_components(tmp_path, monkeypatch):
     """The plan follows the measured components: pair noise dominating -> more pairs; process noise dominating ->
-    the fewest pairs allowed (16 for models, BERT-base included; 8 for ops); beyond reach -> unchanged, said so."""
+    the fewest pairs allowed (16 for models, BERT-base included; 8 for ops); beyond reach -> the cost-optimal split, said so."""
     import perfsuite.stats as pstats
 
     g = _gate_object(tmp_path, monkeypatch)
@@ -575,7 +575,12 @@ def test_pairs_are_planned_from_the_variance_components(tmp_path, monkeypatch):
         == MIN_PAIRS  # never below 16 for a model
     assert plan("op:fc_float32", within=0.01, between=0.004, call_s=0.05).pairs_per_session == MIN_PAIRS_OP
     hopeless = plan("op:softmax_length", within=0.05, between=0.2, call_s=0.05)
-    assert hopeless.pairs_per_session == 16 and "no look ahead" in hopeless.plan_history[-1]["why"]
+    # beyond reach: the pairs of the cost-optimal split (sessions are what is short), here the fewest allowed
+    assert hopeless.pairs_per_session == MIN_PAIRS_OP and "no look ahead" in hopeless.plan_history[-1]["why"]
+    assert "cost-optimal" in hopeless.plan_history[-1]["why"]
+    # ... and with the pairs' noise large against the sessions', more: round(sqrt(5 s / 0.1 s x pi/3 x 0.5^2 / 0.2^2))
+    wide = plan("op:softmax_length", within=0.5, between=0.2, call_s=0.05)
+    assert wide.pairs_per_session == 18 and "cost-optimal" in wide.plan_history[-1]["why"]
     # more within-session noise never asks for fewer pairs
     ms = [plan("model:small/int8/classification/b8/L64", within=w, between=0.0).pairs_per_session
           for w in (0.02, 0.04, 0.06, 0.08)]
