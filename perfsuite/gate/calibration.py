@@ -45,7 +45,7 @@ from perfsuite.stats import SequentialDesign
 from perfsuite.tables import table
 from perfsuite.workloads import GATE_PROFILES
 
-__all__ = ["main", "summarize", "render", "resample", "plan", "parse_inject"]
+__all__ = ["main", "summarize", "render", "resample", "plan", "parse_inject", "session_power", "noise_needs"]
 
 FORMAT = "perfsuite-gate-calibration"
 FORMAT_VERSION = 2
@@ -178,9 +178,61 @@ def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
                       "session_sd": float(np.std(pooled, ddof=1)) if len(pooled) > 1 else None,
                       "pairs_per_session": _median((n.get("pairs") or 0) / max(1, n.get("sessions") or 1) for n in ns),
                       "sessions_pooled": len(pooled),
+                      "session_s": _median(x for r in runs if tid in r["targets"] and not r["targets"][tid]["injected"]
+                                           for x in r["targets"][tid].get("session_s") or []),
                       "ruled_out": sum(o in ("no slowdown", "faster") for o in outcomes), "verdicts": len(outcomes)}
     out["aa_noise"] = noise
+    out["needs"] = noise_needs(noise, max(1, len(noise))) if noise else None
     return out
+
+
+def session_power(sd: float, sessions: int, effect: float, workloads: int, confidence: float = 0.99) -> Dict[str, float]:
+    """Planning figures for one workload whose session figures have sd `sd` (log-ratio): the chance that a gate
+    planned for `sessions` sessions, run to its last look, calls a true slowdown of `effect` (a ratio - 1) slower,
+    and the chance that it rules a slowdown of `effect` out when there is none. Normal theory: a noncentral t at
+    the design's last-look bounds (SequentialDesign, W workloads, the trimmed-mean t's degrees of freedom); the
+    trimming's small loss of efficiency and the earlier looks' small gain are left out."""
+    from scipy import stats as st
+
+    design = SequentialDesign(confidence, sessions, min(4, sessions))
+    df = sessions - 2 * int(math.floor(0.1 * sessions)) - 1
+    q_slow, q_safe = design.critical(sessions, workloads, df)
+    ncp = math.log1p(effect) / (sd / math.sqrt(sessions)) if sd > 0 else math.inf
+    return {"catch": float(st.nct.sf(q_slow, df, ncp)), "rule_out": float(st.nct.sf(q_safe, df, ncp))}
+
+
+def _fewest_sessions(enough: Any, most: int) -> Optional[int]:
+    """The smallest k in [4, most] for which enough(k) holds (power grows with the sessions: bisection, since each
+    new design's boundaries take a second or two to compute), or None."""
+    if not enough(most):
+        return None
+    lo, hi = 3, most  # enough(hi) holds; lo is below every candidate
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if enough(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def noise_needs(noise: Dict[str, Any], workloads: int, effect: float = 0.02, power: float = 0.9,
+                confidence: float = 0.99, most: int = 60) -> Dict[str, Any]:
+    """For each workload of the A/A noise table (summarize's aa_noise: session sd, median seconds per session): the
+    fewest sessions of a design planned for that many with which a slowdown of `effect` is caught with chance
+    `power`, and those with which one is ruled out under A/A with that chance, with the seconds such sessions took
+    in the gates (None beyond `most` sessions). What the measured noise allows on this machine, whatever the budget."""
+    out: Dict[str, Any] = {}
+    for tid, n in noise.items():
+        sd, per = n.get("session_sd"), n.get("session_s")
+        row: Dict[str, Any] = {"session_sd": sd, "session_s": per}
+        for what in ("catch", "rule_out"):
+            k = _fewest_sessions(lambda k: session_power(sd, k, effect, workloads, confidence)[what] >= power,
+                                 most) if sd else None
+            row[f"{what}_sessions"] = k
+            row[f"{what}_s"] = k * per if k and per else None
+        out[tid] = row
+    return {"effect": effect, "power": power, "confidence": confidence, "workloads": workloads, "targets": out}
 
 
 def _median(xs: Any) -> Optional[float]:
@@ -218,6 +270,23 @@ def render(doc: Dict[str, Any]) -> str:
               "beyond the threshold out:", "",
               table(["workload", "sd per pair %", "sd between sessions %", "sd of session figures %",
                      "pairs per session", "A/A sessions pooled", "ruled out"], rows), ""]
+    nd = s.get("needs")
+    if nd:
+        rows = [[tid, f"{r['session_sd'] * 100:.2f}" if r["session_sd"] is not None else "-",
+                 f"{r['session_s']:.1f}" if r["session_s"] else "-",
+                 r["catch_sessions"] or f"> {60}", f"{r['catch_s']:.0f}" if r["catch_s"] else "-",
+                 r["rule_out_sessions"] or f"> {60}", f"{r['rule_out_s']:.0f}" if r["rule_out_s"] else "-"]
+                for tid, r in nd["targets"].items()]
+        catch = [r["catch_s"] for r in nd["targets"].values()]
+        total = f"{sum(catch):.0f} s" if all(catch) else "more than any budget"
+        lines += [f"What this noise needs (planning figures, normal theory at the design's last look, "
+                  f"{nd['workloads']} workloads, confidence {nd['confidence']}): the sessions of a design planned "
+                  f"for that many that catch a {nd['effect']:.0%} slowdown {nd['power']:.0%} of the time, and that "
+                  f"rule one out under A/A {nd['power']:.0%} of the time, with what such sessions cost in these "
+                  f"gates (worker starts not included). Catching it on every workload in one gate takes {total} "
+                  "of sessions:", "",
+                  table(["workload", "sd of session figures %", "s per session", "sessions to catch",
+                         "their s", "sessions to rule out", "their s"], rows), ""]
     rf = s["real_false_alarms"]
     lines += [f"Real gates: {_fmt_rate(rf)} workload verdicts without an injected slowdown were 'slower'.", ""]
     rs = doc.get("resampled")

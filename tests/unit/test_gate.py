@@ -215,6 +215,8 @@ def test_outputs_say_the_verdict_first_and_parse(tmp_path):
 def test_worker_answers_and_survives_bad_requests():
     w = WorkerProcess(sys.executable, "test worker")
     try:
+        light = w.request({"cmd": "hello", "light": True}, 120)  # a session's workers: up, nothing read
+        assert light["pid"] == w.pid and "env" not in light and "freeze" not in light
         hello = w.request({"cmd": "hello"}, 120)
         assert hello["env"]["mxnet_dist_version"] and any(x.lower().startswith("mxnet==") for x in hello["freeze"])
         with pytest.raises(PerfsuiteInputError, match="unknown request 'dance'"):
@@ -234,6 +236,32 @@ def test_worker_answers_and_survives_bad_requests():
     finally:
         w.close()
     assert w.proc.returncode == 0
+
+
+def test_environments_and_the_staged_perfsuite_are_compiled_to_bytecode_once(tmp_path, monkeypatch):
+    """Every session starts fresh workers: without bytecode each one compiled MXNet's and perfsuite's sources again
+    (PYTHONDONTWRITEBYTECODE=1 or uv's default). A python: interpreter's own packages are never written to."""
+    from perfsuite.gate.venvs import Environment, compile_bytecode
+
+    site = tmp_path / "env" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "mod.py").write_text("X = 1\n")
+    (site / "py2_only.py").write_text("print 'no'\n")  # a file that does not compile: skipped, no error
+    staged = tmp_path / "staged"
+    (staged / "perfsuite").mkdir(parents=True)
+    (staged / "perfsuite" / "a.py").write_text("Y = 2\n")
+    env = Environment(parse_spec("mxnet==1.9.1"), sys.executable, str(tmp_path / "env"), "k", False, 0.0)
+    assert compile_bytecode(env, str(staged)) >= 0
+    assert list((site / "pkg" / "__pycache__").glob("mod.*.pyc"))
+    assert list((staged / "perfsuite" / "__pycache__").glob("a.*.pyc"))
+    import subprocess
+
+    seen = []
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: seen.append(cmd) or real_run(cmd, **kw))
+    compile_bytecode(Environment(parse_spec(f"python:{sys.executable}"), sys.executable, None, None, False, 0.0),
+                     str(staged))
+    assert seen and seen[-1][-1] == str(staged / "perfsuite") and not any("site-packages" in a for a in seen[-1])
 
 
 def test_worker_crash_and_hang_become_clear_errors(tmp_path):
@@ -632,6 +660,35 @@ def test_calibration_pools_aa_sessions_and_resamples_them_through_the_gates_deci
     with pytest.raises(PerfsuiteInputError, match="expected FRACTION@WORKLOAD"):
         gc.parse_inject("2%")
     assert [c["condition"] for c in gc.plan(2, [(0.02, "x")], 1)] == ["A/A", "0.02 into x", "A/A"]
+
+
+def test_the_noise_needs_table_agrees_with_the_gates_own_decisions():
+    """The planning figure (noncentral t at the last look) against the real decision code: normal session figures
+    with sd 1 %, a 2 % slowdown, the design planned for the sessions the table asks for, replayed look by look."""
+    from perfsuite.gate import calibration as gc
+    from perfsuite.gate.verdict import replay
+    from perfsuite.stats import SequentialDesign
+
+    sd, effect = 0.01, 0.02
+    needs = gc.noise_needs({"w": {"session_sd": sd, "session_s": 3.0}}, workloads=8, effect=effect)["targets"]["w"]
+    k = needs["catch_sessions"]
+    assert 4 < k < 40 and needs["catch_s"] == 3.0 * k
+    assert gc.session_power(sd, k - 1, effect, 8)["catch"] < 0.9 <= gc.session_power(sd, k, effect, 8)["catch"]
+    design = SequentialDesign(0.99, k, 4)
+    rng = np.random.default_rng(3)
+    caught = sum(replay(list(rng.normal(math.log1p(effect), sd, k)), design, 8, 0.02)[0] == "slower"
+                 for _ in range(200))
+    assert 0.8 * 200 <= caught  # the trimmed mean's loss against the earlier looks' gain: near the planned 90 %
+    far = gc.session_power(sd, k, effect, 8)
+    assert gc.session_power(sd * 2, k, effect, 8)["catch"] < far["catch"]  # more noise, less power
+    assert gc.session_power(sd, k, effect * 2, 8)["catch"] > far["catch"]
+    # with no slowdown, the chance to rule one out: replayed, near what the table says for its sessions
+    k0 = needs["rule_out_sessions"]
+    ruled = sum(replay(list(rng.normal(0.0, sd, k0)), SequentialDesign(0.99, k0, 4), 8, 0.02)[0] == "no slowdown"
+                for _ in range(200))
+    assert 0.8 * 200 <= ruled
+    hopeless = gc.noise_needs({"w": {"session_sd": 0.2, "session_s": 3.0}}, workloads=8, most=30)["targets"]["w"]
+    assert hopeless["catch_sessions"] is None and hopeless["catch_s"] is None
 
 
 def test_a_resumed_calibration_sets_the_interrupted_gates_folder_aside(tmp_path):
