@@ -89,7 +89,8 @@ def _summary_of_gate(doc: Dict[str, Any]) -> Dict[str, Any]:
     v = doc.get("verdict") or {}
     return {"exit_code": v.get("exit_code"), "word": v.get("word"), "elapsed_s": doc.get("elapsed_s"),
             "targets": targets, "sessions": len(lat.get("sessions") or []), "status": doc.get("status"),
-            "design": lat.get("design"), "stopped_because": lat.get("stopped_because")}
+            "design": lat.get("design"), "op_design": lat.get("op_design"),
+            "stopped_because": lat.get("stopped_because")}
 
 
 def _rate(k: int, n: int) -> Dict[str, Any]:
@@ -112,9 +113,10 @@ def pool(runs: List[Dict[str, Any]]) -> Dict[str, List[float]]:
 
 
 def resample(pooled: Dict[str, List[float]], design: Any, n_gates: int, threshold: float,
-             seed: int = 0) -> Dict[str, Any]:
+             seed: int = 0, op_design: Any = None) -> Dict[str, Any]:
     """Resampled A/A gates through verdict.replay: false alarms (any workload slower), SAFE (every workload ruled
-    out within the design's sessions), and sessions to a decision per workload."""
+    out within the design's sessions), and sessions to a decision per workload. Single ops follow `op_design`
+    (the gate's own for them: more sessions) when given, the others `design`."""
 
     rng = np.random.default_rng(seed)
     tids = sorted(t for t, v in pooled.items() if len(v) >= 2)
@@ -125,8 +127,9 @@ def resample(pooled: Dict[str, List[float]], design: Any, n_gates: int, threshol
         any_slow, all_out = False, True
         for tid in tids:
             p = np.asarray(pooled[tid])
-            draw = rng.choice(p, size=design.max_sessions) * rng.choice((-1.0, 1.0), size=design.max_sessions)
-            decision, k = replay(list(draw), design, w, threshold)
+            d = op_design if op_design is not None and tid.startswith("op:") else design
+            draw = rng.choice(p, size=d.max_sessions) * rng.choice((-1.0, 1.0), size=d.max_sessions)
+            decision, k = replay(list(draw), d, w, threshold)
             per[tid][decision or "undecided"] += 1
             if k:
                 per[tid]["sessions"].append(k)
@@ -437,11 +440,14 @@ def _finish(doc: Dict[str, Any], path: Path, resamples: int) -> None:
     """Resample the A/A pool through the gate's decision, write calibration.json and .md, print the report."""
 
     design_doc = next((r["design"] for r in doc["runs"] if r.get("design")), None)
+    op_doc = next((r["op_design"] for r in doc["runs"] if r.get("op_design")), None)
     if design_doc and resamples:
         design = SequentialDesign(design_doc["confidence"], design_doc["max_sessions"], design_doc["first_look"])
+        op_design = SequentialDesign(op_doc["confidence"], op_doc["max_sessions"], op_doc["first_look"]) \
+            if op_doc else None
         thr = 0.02
         doc["summary"] = summarize(doc["runs"])
-        doc["resampled"] = resample(pool(doc["runs"]), design, resamples, thr, seed=0)
+        doc["resampled"] = resample(pool(doc["runs"]), design, resamples, thr, seed=0, op_design=op_design)
         doc["resampled"]["threshold"] = thr
     write_json_atomic(path, doc)
     write_text_atomic(path.parent / "calibration.md", render(doc))

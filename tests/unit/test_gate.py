@@ -654,6 +654,11 @@ def test_calibration_pools_aa_sessions_and_resamples_them_through_the_gates_deci
     r = gc.resample(pooled, SequentialDesign(0.99, 12, 4), 300, 0.02, seed=1)
     assert r["gates"] == 300 and r["false_alarms"]["k"] <= 6 and r["safe"]["rate"] > 0.5
     assert set(r["per_workload"]) == {"op:a", "op:b"}
+    # single ops follow the gate's own design for them (24 sessions in quick): more of them get decided
+    wide = {"op:a": list(rng.normal(0.0, 0.02, 200))}
+    r12 = gc.resample(wide, SequentialDesign(0.99, 12, 4), 200, 0.02, seed=2)
+    r24 = gc.resample(wide, SequentialDesign(0.99, 12, 4), 200, 0.02, seed=2, op_design=SequentialDesign(0.99, 24, 4))
+    assert r24["per_workload"]["op:a"]["undecided"] < r12["per_workload"]["op:a"]["undecided"]
     assert "Resampled A/A gates (300" in gc.render({"spec": "x", "profile": "p", "runs": runs, "summary": s,
                                                     "resampled": r})
     assert gc.parse_inject("0.02@random-op") == (0.02, "random-op")
