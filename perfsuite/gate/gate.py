@@ -57,7 +57,7 @@ from perfsuite.timing import alternation_orders
 from perfsuite.weights import minilm_dir
 from perfsuite.workloads import Target
 
-__all__ = ["run_gate", "GATE_FORMAT", "GATE_FORMAT_VERSION", "WARMUP_BLOCKS", "OP_VARIANTS", "FIRST_LOOK"]
+__all__ = ["run_gate", "GATE_FORMAT", "GATE_FORMAT_VERSION", "WARMUP_BLOCKS", "OP_VARIANTS", "FIRST_LOOK", "TargetState"]
 
 #: gate.json's format and its version.
 GATE_FORMAT = "perfsuite-gate"
@@ -76,7 +76,7 @@ _PARITY_TIMEOUT_S = 3600.0
 
 # ------------------------------------------------------------------------------------------------ the gate
 @dataclass
-class _TargetState:
+class TargetState:
     """One workload across the gate's sessions: its plan, its pairs and session figures, and its decision."""
 
     id: str
@@ -288,7 +288,7 @@ class _Gate:
 
     # -------------------------------------------------------------------------------- latency
     def _latency(self) -> None:
-        targets = [_TargetState(t.id) for t in self.targets]
+        targets = [TargetState(t.id) for t in self.targets]
         lat: Dict[str, Any] = {"sessions": [], "targets": {}, "stopped_because": None, "design": None}
         self.doc["latency"] = lat
         session = 0
@@ -330,12 +330,12 @@ class _Gate:
         (every CPU) when the idle worker is not paused."""
         return session_cpus(index, self.threads) if self.opts.pause_idle else None
 
-    def _next_session_s(self, active: List[_TargetState]) -> float:
+    def _next_session_s(self, active: List[TargetState]) -> float:
         """What the next session will take: starting the workers plus each active target's last session."""
         known = [t.session_s[-1] for t in active if t.session_s]
         return self.worker_start_s + sum(known)
 
-    def _session(self, index: int, active: List[_TargetState]) -> None:
+    def _session(self, index: int, active: List[TargetState]) -> None:
         # which worker starts (and prepares) first alternates between sessions, so no side always goes first
         sides = ("baseline", "candidate") if index % 2 == 0 else ("candidate", "baseline")
         tag = f"session{index}"
@@ -353,7 +353,7 @@ class _Gate:
         finally:
             self.stop_workers()
 
-    def _measure_target(self, index: int, t: _TargetState, ws: Dict[str, Any]) -> None:
+    def _measure_target(self, index: int, t: TargetState, ws: Dict[str, Any]) -> None:
         """Prepare `t` in both workers, warm it up on both sides, time its planned clean pairs (a disturbed pair is
         measured again in the same order), release it, and add the session's figure."""
 
@@ -420,7 +420,7 @@ class _Gate:
         t.overhead_s.append(round(overhead, 3))
         t.session_s.append(round(time.perf_counter() - t0, 3))
 
-    def _release(self, ws: Dict[str, Any], t: _TargetState) -> None:
+    def _release(self, ws: Dict[str, Any], t: TargetState) -> None:
         """Both workers drop the target (its graph, weights and caches), so the next one runs in a process that
         holds only what a user's process would."""
         self._resume(ws)
@@ -447,16 +447,16 @@ class _Gate:
         return bool(self.opts.inject_slowdown) and (not self.opts.inject_targets
                                                     or target_id in self.opts.inject_targets)
 
-    def _replan(self, t: _TargetState, index: int) -> None:
+    def _replan(self, t: TargetState, index: int) -> None:
         """Plan the pairs per session from the measured variance components (perfsuite.gate.plan.replan)."""
         replan(t, index, self.design_for(t), max(1, self.compared), self.opts.threshold, self.profile.session_s,
                self.worker_start_s)
 
-    def _time_timeout(self, t: _TargetState) -> float:
+    def _time_timeout(self, t: TargetState) -> float:
         one = max(t.call_s.values()) if t.call_s else 1.0
         return max(120.0, 30.0 * (t.calls or 1) * one * (1 + self.opts.inject_slowdown))
 
-    def design_for(self, t: _TargetState) -> Any:
+    def design_for(self, t: TargetState) -> Any:
         """Single ops get their own planned maximum of sessions: a session of an op costs a few seconds, and an
         op's time moves more from one process to the next (its arrays' layout) than a whole model's does."""
         return self.op_design if t.id.startswith("op:") else self.design
@@ -466,7 +466,7 @@ class _Gate:
         faster) on any of them, at any look, stays below 1 - --confidence."""
         return 1.0 - self.design.alpha_slower(max(1, self.compared))
 
-    def _comparison(self, t: _TargetState) -> Any:
+    def _comparison(self, t: TargetState) -> Any:
         if not t.figures:
             return None
         design = self.design_for(t)
@@ -474,7 +474,7 @@ class _Gate:
                                 threshold=self.opts.threshold, ignore_below=self.opts.ignore_below,
                                 n_pairs=len(t.clean_pairs))
 
-    def _evaluate(self, targets: List[_TargetState], sessions_done: int) -> None:
+    def _evaluate(self, targets: List[TargetState], sessions_done: int) -> None:
         for t in targets:
             if t.chasing_faster:
                 self._chase_faster(t)
@@ -496,7 +496,7 @@ class _Gate:
                 self.say(f"{t.id}: no slowdown decided; sessions go on (within the budget) to decide the speed-up "
                          f"its estimate shows ({1 / c.ratio:.3f}x)")
 
-    def _chase_faster(self, t: _TargetState) -> None:
+    def _chase_faster(self, t: TargetState) -> None:
         """A workload decided "no slowdown" whose estimate is a speed-up beyond the threshold keeps being timed, so
         the report can say "faster" (informative only: its "no slowdown" stands whatever later sessions show, as the
         sequential design decided it) until its interval excludes 1 or the design's last session is reached."""
@@ -507,7 +507,7 @@ class _Gate:
         elif c is None or len(t.figures) >= self.design_for(t).max_sessions or not wants_faster(c, self.opts.threshold):
             t.chasing_faster = False
 
-    def _target_doc(self, t: _TargetState, target: Any) -> Dict[str, Any]:
+    def _target_doc(self, t: TargetState, target: Any) -> Dict[str, Any]:
         c = self._comparison(t)
         d: Dict[str, Any] = {"id": t.id, "kind": target.kind, "skip": t.skip, "error": t.error, "calls": t.calls,
                              "pairs_per_session": t.pairs_per_session, "plan": t.plan_history, "call_s": t.call_s,
@@ -520,7 +520,7 @@ class _Gate:
             d["comparison"] = comparison_doc(t, c, self._needs(t, c))
         return d
 
-    def _needs(self, t: _TargetState, c: Any) -> Optional[Dict[str, Any]]:
+    def _needs(self, t: TargetState, c: Any) -> Optional[Dict[str, Any]]:
         """For a workload left undecided: what deciding it would take (perfsuite.gate.verdict.needs)."""
         return needs(t, self.design_for(t), max(1, self.compared), self.opts.threshold)
 

@@ -22,25 +22,29 @@ BLOCK_TARGET_S = 0.05
 #: Clean pairs per workload and session at the start: even (half AB, half BA), at least 16 (BERT-base included),
 #: sized from the steady-state call time and the profile's session_s; they grow with the measured noise up to
 #: MAX_PAIRS_GROWN, and to at most MAX_PAIR_SECONDS_FACTOR x session_s of pairs per workload and session.
+#: Why not fewer: each workload's plan minimises its own time to a decision while the sessions go on until the
+#: slowest workload is decided, which suggests capping the growth; in virtual gates (python -m
+#: perfsuite.studies.virtual_gate on the 30 calibration gates of 2026-12-03) a cap of 24 did worse than 128: A/A
+#: SAFE within 10 minutes 57 % vs 68 %, a 2 % slowdown of BERT-base b1 caught 63 % vs 76 % (150 gates each).
 MIN_PAIRS, MAX_PAIRS, MAX_PAIRS_GROWN, MAX_PAIR_SECONDS_FACTOR = 16, 64, 128, 10.0
 #: Single ops: their session figures vary mostly between processes, so many short sessions beat long ones.
 MIN_PAIRS_OP = 8
 
 
-def first_plan(t: Any, index: int, session_s: float) -> None:
+def first_plan(t: Any, index: int, session_s: float, most: Optional[int] = None) -> None:
     """The calls per block (a block lasts >= BLOCK_TARGET_S) and the pairs per session of a workload from its
     steady-state call time on the baseline, once its first session has prepared it (`t`: the gate's state of the
-    workload, perfsuite.gate.gate's _TargetState; `session_s`: the profile's time per workload and session)."""
+    workload, perfsuite.gate.gate's TargetState; `session_s`: the profile's time per workload and session)."""
     one = max(t.call_s["baseline"], 1e-6)
     t.calls = max(1, math.ceil(BLOCK_TARGET_S / one))
     n = int(round(session_s / (2 * t.calls * one)))
-    least, most = (MIN_PAIRS_OP, MIN_PAIRS) if t.id.startswith("op:") else (MIN_PAIRS, MAX_PAIRS)
+    least, most = (MIN_PAIRS_OP, MIN_PAIRS) if t.id.startswith("op:") else (MIN_PAIRS, most or MAX_PAIRS)
     t.pairs_per_session = max(least, min(most, n + n % 2))
     t.plan_history.append({"session": index, "pairs": t.pairs_per_session, "why": "from the call time"})
 
 
 def replan(t: Any, index: int, design: Any, workloads: int, threshold: float, session_s: float,
-           worker_start_s: float) -> None:
+           worker_start_s: float, most: Optional[int] = None) -> None:
     """Plan the pairs per session from the measured variance components once 3 sessions have figures.
 
     With sd_w per pair within a session and sd_b between sessions, k sessions of m pairs give a standard error
@@ -48,7 +52,8 @@ def replan(t: Any, index: int, design: Any, workloads: int, threshold: float, se
     that is below log(1 + threshold) / (q_k + z_0.9), q_k being the design's slower bound at k: the plan takes,
     among the looks still ahead, the one reached soonest (session cost: this target's overhead and its share
     of starting the workers, plus m pairs) and the m it needs, between MIN_PAIRS and what
-    MAX_PAIR_SECONDS_FACTOR x the profile's session time allows. If no look ahead can reach it (the sessions' own
+    MAX_PAIR_SECONDS_FACTOR x the profile's session time and MAX_PAIRS_GROWN (or `most`) allow. If no look
+    ahead can reach it (the sessions' own
     spread is too large), m is the cost-optimal split (_cost_optimal_pairs): sessions are what is short then."""
     from scipy import stats as st
 
@@ -61,7 +66,7 @@ def replan(t: Any, index: int, design: Any, workloads: int, threshold: float, se
     c_sess = float(np.median(t.overhead_s)) + worker_start_s / workloads
     sw, sb = vc["within_sd_per_pair"], vc["between_sd"]
     least = MIN_PAIRS_OP if t.id.startswith("op:") else MIN_PAIRS
-    cap = min(MAX_PAIRS_GROWN, max(least, int(MAX_PAIR_SECONDS_FACTOR * session_s / max(c_pair, 1e-9))))
+    cap = min(most or MAX_PAIRS_GROWN, max(least, int(MAX_PAIR_SECONDS_FACTOR * session_s / max(c_pair, 1e-9))))
     delta = math.log1p(threshold)
     z_power = float(st.norm.isf(0.1))
     done = len(t.figures)

@@ -109,7 +109,7 @@ def replay(figures: Sequence[float], design: Any, workloads: int, threshold: flo
 def outcome(t: Any, c: Any) -> str:
     """A workload's outcome in the gate: slower, faster (informative: it also rules a slowdown out), no slowdown
     (beyond the threshold: ruled out), inconclusive, not enough data, disturbed, skipped or error. `t` is the gate's
-    state of the workload (perfsuite.gate.gate's _TargetState), `c` its comparison (None before any figure)."""
+    state of the workload (perfsuite.gate.gate's TargetState), `c` its comparison (None before any figure)."""
     if t.error:
         return "error"
     if t.skipped:

@@ -535,7 +535,7 @@ def test_disturbed_pairs_are_measured_again_and_never_enter_the_estimate(tmp_pat
     monkeypatch.setitem(GATE_PROFILES, TEST_PROFILE.name, TEST_PROFILE)
     g = gate._Gate(options.GateOptions(baseline=HERE_PY, candidate=HERE_PY, allow_same=True, profile="unit-test",
                                        out=str(tmp_path / "o")), open(os.devnull, "w"))
-    t = gate._TargetState("op:fc_float32")
+    t = gate.TargetState("op:fc_float32")
     warm = max(gate.WARMUP_BLOCKS, gate.OP_VARIANTS)  # the candidate's first requests are its warm-up blocks
     ws = {"baseline": _FakeWorker("baseline", 1.0, set()),
           "candidate": _FakeWorker("candidate", 1.03, {warm + 2, warm + 3, warm + 7})}
@@ -565,7 +565,7 @@ def _state_with_sessions(tid, sessions, pairs, within, between, call_s=0.3, seed
     from perfsuite.stats import hodges_lehmann
 
     rng = np.random.default_rng(seed)
-    t = gate._TargetState(tid)
+    t = gate.TargetState(tid)
     t.calls, t.pairs_per_session = 1, pairs
     for s in range(sessions):
         shift = rng.normal(0, between)
@@ -751,9 +751,9 @@ def test_a_clear_speed_up_keeps_being_timed_until_faster_is_decided(tmp_path, mo
     interval excludes 1; an estimate near 1 stops at once."""
     g = _gate_object(tmp_path, monkeypatch)
     g.compared = 2
-    design = g.design_for(gate._TargetState("model:x"))
+    design = g.design_for(gate.TargetState("model:x"))
     figs = list(np.log(0.86) + np.random.default_rng(0).normal(0, 0.05, design.max_sessions))
-    t = gate._TargetState("model:x")
+    t = gate.TargetState("model:x")
     for k in range(1, len(figs) + 1):
         t.figures = figs[:k]
         g._evaluate([t], k)
@@ -770,7 +770,7 @@ def test_a_clear_speed_up_keeps_being_timed_until_faster_is_decided(tmp_path, mo
     assert t.decided_after == decided and t.outcome == "no slowdown"  # the sequential decision stands
     assert verdict.outcome(t, g._comparison(t)) == "faster"
     # an A/A workload decided "no slowdown" is not chased
-    same = gate._TargetState("model:y")
+    same = gate.TargetState("model:y")
     figs = list(np.random.default_rng(1).normal(0, 0.002, design.max_sessions))
     for k in range(1, len(figs) + 1):
         same.figures = figs[:k]
@@ -778,3 +778,42 @@ def test_a_clear_speed_up_keeps_being_timed_until_faster_is_decided(tmp_path, mo
         if same.decided_after is not None:
             break
     assert same.outcome == "no slowdown" and not same.chasing_faster
+
+
+def test_virtual_gates_run_the_gates_own_planner_and_decision(tmp_path):
+    """The study's gates are wired to the real decision: with almost no noise an A/A gate is SAFE and a 2 %
+    slowdown is caught; with noise far beyond the threshold nothing is decided; the cap bounds every plan."""
+    from perfsuite.gate import plan
+    from perfsuite.studies import virtual_gate as vg
+
+    quiet = {"op:x": vg.Component(0.002, 0.0005, 0.05, 0.1, 0.5), "model:m": vg.Component(0.002, 0.0005, 0.1, 0.2, 1.0)}
+    rng = np.random.default_rng(0)
+    assert vg.virtual_gate(rng, quiet)["word"] == "SAFE"
+    hit = vg.virtual_gate(rng, quiet, inject="op:x")
+    assert hit["word"] == "NOT SAFE" and hit["caught"]
+    loud = {"op:x": vg.Component(0.3, 0.2, 0.05, 0.1, 0.5)}
+    assert vg.virtual_gate(rng, loud, budget_s=120.0)["word"] == "UNDECIDED"
+    seen = []
+    real = plan.replan
+
+    def spy(t, *a, **kw):
+        real(t, *a, **kw)
+        seen.append(t.pairs_per_session)
+
+    import unittest.mock as um
+
+    with um.patch.object(plan, "replan", spy):
+        vg.virtual_gate(rng, {"op:x": vg.Component(0.2, 0.0, 0.05, 0.1, 0.5)}, cap=20, budget_s=60.0)
+    assert seen and max(seen) <= 20
+    rows = vg.conditions(quiet, 3, cap=24, budget_s=120.0)
+    assert [r["condition"] for r in rows] == ["A/A", "2 % into random-op"] and rows[0]["safe"] == 1.0
+    # from a calibration folder's gate.json files
+    g = tmp_path / "000-aa"
+    g.mkdir()
+    (g / "gate.json").write_text(json.dumps({"latency": {"targets": {"op:x": {
+        "calls": 2, "overhead_s": [1.0, 3.0], "injected": False, "call_s": {"baseline": 0.05},
+        "comparison": {"baseline_median_s": 0.02, "noise": {"within_sd_per_pair": 0.05, "between_sd": 0.01}}}}}}))
+    assert vg.components(str(tmp_path)) == {"op:x": vg.Component(0.05, 0.01, 0.02, 0.05, 2.0)}
+    with pytest.raises(PerfsuiteInputError, match="no gate.json"):
+        vg.components(str(tmp_path / "empty"))
+    assert vg.main(["--calibration", str(tmp_path), "--gates", "2", "--caps", "8"]) == 2  # below MIN_PAIRS
