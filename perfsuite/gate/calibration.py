@@ -189,7 +189,8 @@ def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     return out
 
 
-def session_power(sd: float, sessions: int, effect: float, workloads: int, confidence: float = 0.99) -> Dict[str, float]:
+def session_power(sd: float, sessions: int, effect: float, workloads: int,
+                  confidence: float = 0.99) -> Dict[str, float]:
     """Planning figures for one workload whose session figures have sd `sd` (log-ratio): the chance that a gate
     planned for `sessions` sessions, run to its last look, calls a true slowdown of `effect` (a ratio - 1) slower,
     and the chance that it rules a slowdown of `effect` out when there is none. Normal theory: a noncentral t at

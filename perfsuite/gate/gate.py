@@ -57,7 +57,8 @@ from perfsuite.timing import alternation_orders
 from perfsuite.weights import minilm_dir
 from perfsuite.workloads import Target
 
-__all__ = ["run_gate", "GATE_FORMAT", "GATE_FORMAT_VERSION", "WARMUP_BLOCKS", "OP_VARIANTS", "FIRST_LOOK", "TargetState"]
+__all__ = ["run_gate", "GATE_FORMAT", "GATE_FORMAT_VERSION", "WARMUP_BLOCKS", "OP_VARIANTS", "FIRST_LOOK",
+           "TargetState"]
 
 #: gate.json's format and its version.
 GATE_FORMAT = "perfsuite-gate"

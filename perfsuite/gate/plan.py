@@ -53,8 +53,8 @@ def replan(t: Any, index: int, design: Any, workloads: int, threshold: float, se
     among the looks still ahead, the one reached soonest (session cost: this target's overhead and its share
     of starting the workers, plus m pairs) and the m it needs, between MIN_PAIRS and what
     MAX_PAIR_SECONDS_FACTOR x the profile's session time and MAX_PAIRS_GROWN (or `most`) allow. If no look
-    ahead can reach it (the sessions' own
-    spread is too large), m is the cost-optimal split (_cost_optimal_pairs): sessions are what is short then."""
+    ahead can reach it (the sessions' own spread is too large), m is the cost-optimal split
+    (_cost_optimal_pairs): sessions are what is short then."""
     from scipy import stats as st
 
     if len(t.figures) < 3 or (t.plan_history and t.plan_history[-1].get("figures") == len(t.figures)):

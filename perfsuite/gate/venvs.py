@@ -356,8 +356,8 @@ def ensure_environment(spec: EnvSpec, installer: str = "uv", rebuild: bool = Fal
         if installer == "uv":
             _run([uv or "uv", "venv", "--quiet", "--relocatable", "--python", sys.executable, str(tmp)],
                  f"creating a virtual environment for {spec.label}", 300)
-            _run([uv or "uv", "pip", "install", "--quiet", "--compile-bytecode", "--python", str(tmp_python), *packages],
-                 f"installing {spec.label} with uv", 1800)
+            _run([uv or "uv", "pip", "install", "--quiet", "--compile-bytecode", "--python", str(tmp_python),
+                  *packages], f"installing {spec.label} with uv", 1800)
         else:
             _run([sys.executable, "-m", "venv", str(tmp)], f"creating a virtual environment for {spec.label}", 300)
             _run([str(tmp_python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *packages],
@@ -383,8 +383,8 @@ def ensure_environment(spec: EnvSpec, installer: str = "uv", rebuild: bool = Fal
 
 def compile_bytecode(env: Environment, staged: Optional[str] = None) -> float:
     """Compile the Python files a gate's workers import, once, with the environment's own interpreter: the
-    environment's site-packages (only one perfsuite built: never a --baseline/--candidate python: interpreter's)
-    and the staged perfsuite copy. Every session starts fresh workers; without bytecode (uv does not compile by
+    environment's site-packages (only in an environment perfsuite built, never in a python: interpreter's) and
+    the staged perfsuite copy. Every session starts fresh workers; without bytecode (uv does not compile by
     default, and PYTHONDONTWRITEBYTECODE=1 or a read-only folder keeps Python from caching it) each worker compiled
     MXNet's and perfsuite's sources again: measured on the 2-core machine, two workers' start took 6.6-7.0 s per
     session, 2.2-2.3 s with bytecode. Already compiled files are only checked (about 0.5 s). Best effort: a file
