@@ -72,7 +72,7 @@ def test_perfsuites_pass_library_on_every_release_with_custom_passes(spec, worke
     env = {LIB_API_CC_ENV: _lib_api_cc()} if "1.8." in spec else {}
     w = worker_for(spec, env)
     right = _case(w)
-    assert right["status"] == "pass", (right["status"], right.get("detail"))
+    assert right["status"] == "pass", (right["status"], right.get("detail"), right)
     wrong = _case(w, ["perfsuite_drop_bias"])
     # (the status and detail first: pytest shortens the case's dict, and one full-suite run on 2026-12-04 saw
     #  'error' here on 1.7.0.post2, which did not recur alone or with this file, without showing why)
